@@ -1,0 +1,285 @@
+/**
+ * @module mqtt_connection
+ * One mqtt.js client with what the gateway needs around it: a persistent session, reconnects with
+ * exponential backoff and jitter (mqtt.js alone retries at a fixed period), resubscription when the
+ * broker lost the session, connection state for `/mqtt/status`, and QoS 1/2 acks held back by a
+ * handler until it says so (`customHandleAcks`), so PUBACK follows the work it confirms.
+ */
+import { getLogger } from "@logtape/logtape";
+import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from "mqtt";
+import type { Metrics } from "../metrics.ts";
+import { backoffDelay } from "../queue/reliable_queue.ts";
+
+const log = getLogger(["gateway", "mqtt"]);
+
+export interface MqttConnectionOptions {
+  url: string;
+  clientId: string;
+  username?: string;
+  password?: string;
+  keepalive: number;
+  protocolVersion: 4 | 5;
+  /** false keeps the session (and its queued QoS 1 messages) while the gateway is away. */
+  clean: boolean;
+  sessionExpiry: number;
+  reconnectDelayMs: number;
+  reconnectMaxDelayMs: number;
+  /** A name for logs and metrics ("gateway", "devices", …). */
+  name?: string;
+  connectTimeoutMs?: number;
+}
+
+/** Called for each QoS 1/2 message whose topic `matches`; call `done()` to send the PUBACK. */
+export type AckHandler = (
+  topic: string,
+  payload: Uint8Array,
+  packet: IPublishPacket,
+  done: () => void,
+) => void;
+export type MessageListener = (topic: string, payload: Uint8Array, packet: IPublishPacket) => void;
+
+export type ConnectionState = "connecting" | "connected" | "reconnecting" | "closed";
+
+export interface ConnectionStatus {
+  name: string;
+  state: ConnectionState;
+  connected: boolean;
+  broker: string;
+  clientId: string;
+  protocolVersion: number;
+  subscriptions: string[];
+  connectedAt: string | null;
+  disconnectedAt: string | null;
+  reconnects: number;
+  lastError: string | null;
+}
+
+export class MqttConnection {
+  readonly client: MqttClient;
+  readonly #options: MqttConnectionOptions;
+  readonly #metrics?: Metrics;
+  readonly #subscriptions = new Map<string, 0 | 1 | 2>();
+  readonly #ackHandlers: { matches: (topic: string) => boolean; handler: AckHandler }[] = [];
+  readonly #listeners = new Set<MessageListener>();
+  #state: ConnectionState = "connecting";
+  #connectedAt: Date | null = null;
+  #disconnectedAt: Date | null = null;
+  #reconnects = 0;
+  #failures = 0;
+  #lastError: string | null = null;
+  #reconnectTimer?: ReturnType<typeof setTimeout>;
+  #closing?: Promise<void>;
+
+  constructor(options: MqttConnectionOptions, metrics?: Metrics) {
+    this.#options = options;
+    this.#metrics = metrics;
+    const clientOptions: IClientOptions = {
+      clientId: options.clientId,
+      username: options.username || undefined,
+      password: options.password || undefined,
+      keepalive: options.keepalive,
+      protocolVersion: options.protocolVersion,
+      clean: options.clean,
+      // Reconnects are ours (with backoff); mqtt.js would retry at a fixed period.
+      reconnectPeriod: 0,
+      resubscribe: false,
+      connectTimeout: options.connectTimeoutMs ?? 10_000,
+      customHandleAcks: (topic, message, packet, done) => this.#onAckable(topic, message, packet, done),
+      properties: options.protocolVersion === 5
+        ? { sessionExpiryInterval: options.sessionExpiry }
+        : undefined,
+    };
+    this.client = mqtt.connect(options.url, clientOptions);
+    this.#metrics?.brokerConnected.set({ client: this.name }, 0);
+    this.client.on("connect", (connack) => {
+      const first = this.#connectedAt === null && this.#reconnects === 0;
+      this.#state = "connected";
+      this.#connectedAt = new Date();
+      this.#failures = 0;
+      this.#lastError = null;
+      this.#metrics?.brokerConnected.set({ client: this.name }, 1);
+      log.info("MQTT {name} connected to {broker} (session present: {sessionPresent})", {
+        name: this.name,
+        broker: this.broker,
+        sessionPresent: connack.sessionPresent,
+      });
+      if (!connack.sessionPresent || first) this.#subscribeAll(!first);
+    });
+    this.client.on("message", (topic, payload, packet) => {
+      for (const listener of this.#listeners) {
+        try {
+          listener(topic, payload, packet);
+        } catch (error) {
+          log.error("A listener for {topic} failed: {error}", { topic, error });
+        }
+      }
+    });
+    this.client.on("error", (error) => {
+      this.#lastError = error.message;
+      log.warn("MQTT {name}: {message}", { name: this.name, message: error.message });
+    });
+    this.client.on("close", () => this.#onClose());
+  }
+
+  get name(): string {
+    return this.#options.name ?? "gateway";
+  }
+
+  get broker(): string {
+    const u = new URL(this.#options.url);
+    return `${u.protocol}//${u.host}`;
+  }
+
+  get connected(): boolean {
+    return this.client.connected;
+  }
+
+  status(): ConnectionStatus {
+    return {
+      name: this.name,
+      state: this.#state,
+      connected: this.client.connected,
+      broker: this.broker,
+      clientId: this.#options.clientId,
+      protocolVersion: this.#options.protocolVersion,
+      subscriptions: [...this.#subscriptions.keys()],
+      connectedAt: this.#connectedAt?.toISOString() ?? null,
+      disconnectedAt: this.#disconnectedAt?.toISOString() ?? null,
+      reconnects: this.#reconnects,
+      lastError: this.#lastError,
+    };
+  }
+
+  /** Resolves once connected (or rejects when `signal` aborts / the connection is closed). */
+  waitConnected(signal?: AbortSignal): Promise<void> {
+    if (this.client.connected) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const cleanup = () => {
+        this.client.off("connect", onConnect);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      const onConnect = () => {
+        cleanup();
+        resolve();
+      };
+      const onAbort = () => {
+        cleanup();
+        reject(signal?.reason ?? new Error("aborted"));
+      };
+      this.client.on("connect", onConnect);
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  /** Holds the PUBACK of QoS 1/2 messages on topics that `matches` until the handler calls `done`. */
+  handleAcks(matches: (topic: string) => boolean, handler: AckHandler): void {
+    this.#ackHandlers.push({ matches, handler });
+  }
+
+  /** Every message (QoS 0, and QoS 1/2 once acknowledged). Returns a function that removes it. */
+  onMessage(listener: MessageListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Subscribes now if connected, and again whenever the broker has lost the session. */
+  async subscribe(filters: readonly string[], qos: 0 | 1 | 2 = 1): Promise<void> {
+    for (const f of filters) this.#subscriptions.set(f, qos);
+    if (!this.client.connected) return;
+    const granted = await this.client.subscribeAsync(Object.fromEntries(filters.map((f) => [f, { qos }])));
+    this.#checkGranted(granted);
+  }
+
+  async publish(
+    topic: string,
+    payload: string | Uint8Array,
+    options: { qos?: 0 | 1 | 2; retain?: boolean } = {},
+  ): Promise<void> {
+    await this.client.publishAsync(topic, payload as string, {
+      qos: options.qos ?? 1,
+      retain: options.retain,
+    });
+  }
+
+  /** Idempotent. Without `force`, sends DISCONNECT; unacknowledged messages stay with the broker. */
+  close(force = false): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#state = "closed";
+      clearTimeout(this.#reconnectTimer);
+      this.#listeners.clear();
+      this.#metrics?.brokerConnected.set({ client: this.name }, 0);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => this.client.end(true, () => resolve()), force ? 0 : 2000);
+        this.client.end(force, () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    })();
+    return this.#closing;
+  }
+
+  #onAckable(topic: string, payload: Uint8Array, packet: IPublishPacket, done: (code: number) => void): void {
+    const entry = this.#ackHandlers.find((h) => h.matches(topic));
+    if (!entry) return done(0);
+    let called = false;
+    entry.handler(topic, payload, packet, () => {
+      if (called || this.#state === "closed") return;
+      called = true;
+      done(0);
+    });
+  }
+
+  #subscribeAll(again: boolean): void {
+    if (this.#subscriptions.size === 0) return;
+    const topics = Object.fromEntries([...this.#subscriptions].map(([f, qos]) => [f, { qos }]));
+    this.client.subscribeAsync(topics).then((granted) => {
+      this.#checkGranted(granted);
+      if (again) {
+        log.info("MQTT {name} resubscribed to {count} topics", { name: this.name, count: granted.length });
+      }
+    }).catch((error) => {
+      this.#lastError = error.message;
+      log.error("MQTT {name} cannot subscribe: {error}", { name: this.name, error });
+    });
+  }
+
+  #checkGranted(granted: { topic: string; qos: number }[]): void {
+    for (const g of granted) {
+      if (g.qos >= 128) {
+        this.#lastError = `subscription to ${g.topic} refused by the broker`;
+        log.error("MQTT {name}: the broker refused the subscription to {topic}", {
+          name: this.name,
+          topic: g.topic,
+        });
+      }
+    }
+  }
+
+  #onClose(): void {
+    if (this.#state === "closed") return;
+    if (this.#state === "connected") {
+      this.#disconnectedAt = new Date();
+      log.warn("MQTT {name} disconnected from {broker}", { name: this.name, broker: this.broker });
+    }
+    this.#state = "reconnecting";
+    this.#metrics?.brokerConnected.set({ client: this.name }, 0);
+    if (this.#reconnectTimer !== undefined) return;
+    this.#failures++;
+    const delay = backoffDelay(
+      this.#failures,
+      this.#options.reconnectDelayMs,
+      this.#options.reconnectMaxDelayMs,
+    );
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined;
+      if (this.#state === "closed") return;
+      this.#reconnects++;
+      // Keep the stores: QoS 1 messages not yet acknowledged by the broker are sent again.
+      this.client.reconnect({
+        incomingStore: this.client.incomingStore,
+        outgoingStore: this.client.outgoingStore,
+      });
+    }, delay);
+  }
+}

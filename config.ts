@@ -1,0 +1,180 @@
+/**
+ * @module config
+ * Reads and validates every setting of the gateway once. Nothing else in the program reads the
+ * environment: `main.ts` calls {@link loadConfig} with `Deno.env.toObject()` and passes the typed
+ * result down. A bad value is a {@link ConfigError} naming the variable, never a silent default.
+ */
+import { z } from "zod";
+
+/** Thrown when an environment variable has a value the gateway cannot use. */
+export class ConfigError extends Error {
+  constructor(readonly variable: string, message: string, options?: ErrorOptions) {
+    super(`Invalid ${variable}: ${message}`, options);
+    this.name = "ConfigError";
+  }
+}
+
+export const ROLES = ["uplink", "worker", "downlink", "api", "devices"] as const;
+export type Role = (typeof ROLES)[number];
+
+const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const positive = z.coerce.number().positive().finite();
+const bool = z.enum(["true", "false", "1", "0", "yes", "no"]).transform((v) =>
+  ["true", "1", "yes"].includes(v)
+);
+const url = (protocols: string[]) =>
+  z.string().url().refine((v) => protocols.some((p) => v.startsWith(`${p}://`)), {
+    message: `must start with ${protocols.map((p) => `${p}://`).join(" or ")}`,
+  });
+
+/** Each variable, its schema and its default. Empty strings count as unset. */
+const schema = {
+  MQTT_URL: url(["mqtt", "mqtts", "tcp", "ws", "wss"]).optional(),
+  MQTT_BROKER_HOST: z.string().min(1).optional(),
+  MQTT_BROKER_PORT: int(1, 65535).default(2834),
+  MQTT_CLIENT_ID: z.string().min(1).max(128).default("star-cloud-gateway"),
+  MQTT_USERNAME: z.string().default(""),
+  MQTT_PASSWORD: z.string().default(""),
+  MQTT_KEEPALIVE: int(0, 65535).default(60),
+  MQTT_RECONNECT_DELAY: positive.default(5),
+  MQTT_RECONNECT_MAX_DELAY: positive.default(60),
+  MQTT_PROTOCOL_VERSION: z.enum(["4", "5"]).optional(),
+  MQTT_SHARE_GROUP: z.string().regex(/^[A-Za-z0-9_-]*$/, "letters, digits, _ and - only").default("gateway"),
+  MQTT_SESSION_EXPIRY: int(0, 0xffffffff).default(86400),
+  MQTT_MAX_PAYLOAD_BYTES: int(64, 256 * 1024 * 1024).default(64 * 1024),
+  MQTT_LISTEN_HOST: z.string().min(1).default("127.0.0.1"),
+  MQTT_LISTEN_PORT: int(0, 65535).default(2834),
+  MQTT_ALLOW_ANONYMOUS: bool.default(false),
+  REDIS_URL: url(["redis", "rediss"]).optional(),
+  MQTT_INCOMING_QUEUE: z.string().min(1).default("mqtt_incoming_jobs"),
+  MQTT_OUTGOING_QUEUE: z.string().min(1).default("mqtt_outgoing_commands"),
+  DATABASE_URL: url(["mysql", "mariadb"]).optional(),
+  DATA_DIR: z.string().min(1).default("./data"),
+  HTTP_HOST: z.string().min(1).default("0.0.0.0"),
+  HTTP_PORT: int(0, 65535).default(5200),
+  HTTP_MAX_BODY_BYTES: int(256, 64 * 1024 * 1024).default(64 * 1024),
+  API_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+  WORKER_CONCURRENCY: int(1, 64).default(2),
+  WORKER_BATCH_SIZE: int(1, 5000).default(200),
+  JOB_MAX_ATTEMPTS: int(1, 100).default(5),
+  JOB_RETRY_BASE_MS: int(1, 3_600_000).default(1000),
+  JOB_RETRY_MAX_MS: int(1, 86_400_000).default(60_000),
+  ALERT_WEBHOOK_URL: url(["http", "https"]).optional(),
+  COMMAND_TTL_SECONDS: int(1, 30 * 86400).default(300),
+  GATEWAY_ROLES: z.string().default(ROLES.join(",")),
+  LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
+} as const;
+
+type Env = Record<string, string | undefined>;
+type Raw = { [K in keyof typeof schema]: z.output<(typeof schema)[K]> };
+
+export interface Config {
+  mqtt: {
+    /** External broker URL, or undefined to run the embedded broker. */
+    url?: string;
+    clientId: string;
+    username: string;
+    password: string;
+    keepalive: number;
+    reconnectDelayMs: number;
+    reconnectMaxDelayMs: number;
+    protocolVersion: 4 | 5;
+    /** `$share` group for uplink subscriptions; empty when shared subscriptions are off. */
+    shareGroup: string;
+    sessionExpiry: number;
+    maxPayloadBytes: number;
+    listenHost: string;
+    listenPort: number;
+    allowAnonymous: boolean;
+  };
+  redis: { url?: string; incomingQueue: string; outgoingQueue: string };
+  database: { url?: string; dataDir: string };
+  http: { host: string; port: number; maxBodyBytes: number; apiToken?: string };
+  worker: {
+    concurrency: number;
+    batchSize: number;
+    maxAttempts: number;
+    retryBaseMs: number;
+    retryMaxMs: number;
+  };
+  alertWebhookUrl?: string;
+  commandTtlSeconds: number;
+  roles: ReadonlySet<Role>;
+  logLevel: (typeof LOG_LEVELS)[number];
+}
+
+/** Validates `env` (normally `Deno.env.toObject()`) into a {@link Config}; throws {@link ConfigError}. */
+export function loadConfig(env: Env): Config {
+  const raw = {} as Record<string, unknown>;
+  for (const [name, field] of Object.entries(schema)) {
+    const value = env[name]?.trim();
+    const parsed = (field as z.ZodType).safeParse(value === "" ? undefined : value);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new ConfigError(name, `${issue?.message ?? "bad value"} (got ${JSON.stringify(value)})`, {
+        cause: parsed.error,
+      });
+    }
+    raw[name] = parsed.data;
+  }
+  const r = raw as Raw;
+
+  let mqttUrl = r.MQTT_URL;
+  if (!mqttUrl && r.MQTT_BROKER_HOST) mqttUrl = `mqtt://${r.MQTT_BROKER_HOST}:${r.MQTT_BROKER_PORT}`;
+
+  const roles = new Set<Role>();
+  for (const role of r.GATEWAY_ROLES.split(",").map((s) => s.trim()).filter(Boolean)) {
+    if (!(ROLES as readonly string[]).includes(role)) {
+      throw new ConfigError("GATEWAY_ROLES", `unknown role "${role}"; expected some of ${ROLES.join(", ")}`);
+    }
+    roles.add(role as Role);
+  }
+  if (roles.size === 0) throw new ConfigError("GATEWAY_ROLES", "names no role");
+  if (r.MQTT_RECONNECT_MAX_DELAY < r.MQTT_RECONNECT_DELAY) {
+    throw new ConfigError("MQTT_RECONNECT_MAX_DELAY", "must not be smaller than MQTT_RECONNECT_DELAY");
+  }
+
+  return {
+    mqtt: {
+      url: mqttUrl,
+      clientId: r.MQTT_CLIENT_ID,
+      username: r.MQTT_USERNAME,
+      password: r.MQTT_PASSWORD,
+      keepalive: r.MQTT_KEEPALIVE,
+      reconnectDelayMs: r.MQTT_RECONNECT_DELAY * 1000,
+      reconnectMaxDelayMs: r.MQTT_RECONNECT_MAX_DELAY * 1000,
+      // The embedded broker (aedes) speaks MQTT 3.1.1 only.
+      protocolVersion: r.MQTT_PROTOCOL_VERSION ? (Number(r.MQTT_PROTOCOL_VERSION) as 4 | 5) : mqttUrl ? 5 : 4,
+      shareGroup: r.MQTT_SHARE_GROUP,
+      sessionExpiry: r.MQTT_SESSION_EXPIRY,
+      maxPayloadBytes: r.MQTT_MAX_PAYLOAD_BYTES,
+      listenHost: r.MQTT_LISTEN_HOST,
+      listenPort: r.MQTT_LISTEN_PORT,
+      allowAnonymous: r.MQTT_ALLOW_ANONYMOUS,
+    },
+    redis: { url: r.REDIS_URL, incomingQueue: r.MQTT_INCOMING_QUEUE, outgoingQueue: r.MQTT_OUTGOING_QUEUE },
+    database: { url: r.DATABASE_URL, dataDir: r.DATA_DIR },
+    http: {
+      host: r.HTTP_HOST,
+      port: r.HTTP_PORT,
+      maxBodyBytes: r.HTTP_MAX_BODY_BYTES,
+      apiToken: r.API_TOKEN,
+    },
+    worker: {
+      concurrency: r.WORKER_CONCURRENCY,
+      batchSize: r.WORKER_BATCH_SIZE,
+      maxAttempts: r.JOB_MAX_ATTEMPTS,
+      retryBaseMs: r.JOB_RETRY_BASE_MS,
+      retryMaxMs: r.JOB_RETRY_MAX_MS,
+    },
+    alertWebhookUrl: r.ALERT_WEBHOOK_URL,
+    commandTtlSeconds: r.COMMAND_TTL_SECONDS,
+    roles,
+    logLevel: r.LOG_LEVEL,
+  };
+}
+
+/** The names of every variable {@link loadConfig} reads (used by docs and the compose check). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(schema);

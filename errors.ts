@@ -1,0 +1,48 @@
+/**
+ * @module errors
+ * The few named errors of the gateway. `routes/error_handler.ts` maps them to HTTP statuses in one
+ * place; the worker treats {@link ValidationError} as permanent (dead-letter at once).
+ */
+
+export class GatewayError extends Error {
+  readonly status: number = 500;
+  readonly code: string = "internal_error";
+}
+
+/** Input that can never succeed however often it is retried. */
+export class ValidationError extends GatewayError {
+  override readonly status = 422;
+  override readonly code = "invalid_request";
+  override name = "ValidationError";
+}
+
+export class NotFoundError extends GatewayError {
+  override readonly status = 404;
+  override readonly code = "not_found";
+  override name = "NotFoundError";
+}
+
+export class ConflictError extends GatewayError {
+  override readonly status = 409;
+  override readonly code = "conflict";
+  override name = "ConflictError";
+}
+
+export class UnauthorizedError extends GatewayError {
+  override readonly status = 401;
+  override readonly code = "unauthorized";
+  override name = "UnauthorizedError";
+}
+
+export class PayloadTooLargeError extends GatewayError {
+  override readonly status = 413;
+  override readonly code = "payload_too_large";
+  override name = "PayloadTooLargeError";
+}
+
+/** A dependency (broker, queue, database) cannot be reached right now: retry later. */
+export class UnavailableError extends GatewayError {
+  override readonly status = 503;
+  override readonly code = "unavailable";
+  override name = "UnavailableError";
+}

@@ -1,0 +1,235 @@
+/**
+ * @module gateway
+ * Builds the whole gateway from a {@link Config}: backends (broker connection, queues, store), the
+ * loops of the configured roles, and the HTTP app. `main.ts` and the end-to-end tests both use it.
+ * `close()` stops in reverse order of start, is idempotent, and runs every step even if one fails.
+ */
+import { getLogger } from "@logtape/logtape";
+import { Hono } from "hono";
+import { MqttConnection } from "./bridge/mqtt_connection.ts";
+import { startUplink } from "./bridge/uplink.ts";
+import type { Config } from "./config.ts";
+import { openStore } from "./db/open_store.ts";
+import type { Store } from "./db/store.ts";
+import { Alerter } from "./jobs/alerter.ts";
+import { Dispatcher } from "./jobs/dispatcher.ts";
+import { errorJob } from "./jobs/error.ts";
+import { heartbeatJob } from "./jobs/heartbeat.ts";
+import type { JobHandler } from "./jobs/job_handler.ts";
+import { transactionJob } from "./jobs/transaction.ts";
+import { runWorker } from "./jobs/worker.ts";
+import { counterValues, createMetrics, type Metrics } from "./metrics.ts";
+import { openQueueBackend, type QueueBackend } from "./queue/open_queues.ts";
+import type { ReliableQueue } from "./queue/reliable_queue.ts";
+import { notFound, onError } from "./routes/error_handler.ts";
+import { type Check, healthRoutes } from "./routes/health.ts";
+
+const log = getLogger(["gateway"]);
+
+/** The job types the worker knows; one file each under `jobs/`. */
+export const JOB_HANDLERS: readonly JobHandler[] = [heartbeatJob, errorJob, transactionJob];
+
+type Cleanup = { name: string; run: () => Promise<void> | void };
+
+export class Gateway {
+  readonly config: Config;
+  readonly metrics: Metrics;
+  readonly app: Hono;
+  readonly #controller = new AbortController();
+  readonly #cleanups: Cleanup[] = [];
+  readonly #loops: Promise<void>[] = [];
+  #store?: Store;
+  #queues?: QueueBackend;
+  #incoming?: ReliableQueue;
+  #connection?: MqttConnection;
+  #started = false;
+  #closing?: Promise<void>;
+
+  constructor(config: Config) {
+    this.config = config;
+    this.metrics = createMetrics();
+    this.app = new Hono();
+    this.app.onError(onError);
+    this.app.notFound(notFound);
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  get store(): Store | undefined {
+    return this.#store;
+  }
+
+  get connection(): MqttConnection | undefined {
+    return this.#connection;
+  }
+
+  /** Opens the backends the roles need, migrates, mounts routes and starts the loops. */
+  async start(): Promise<void> {
+    if (this.#started) throw new Error("Gateway already started");
+    this.#started = true;
+    const { config } = this;
+    const roles = config.roles;
+    const needsStore = roles.has("worker") || roles.has("api") || roles.has("downlink");
+    const needsQueue = roles.has("uplink") || roles.has("worker") || roles.has("downlink");
+    const needsBroker = roles.has("uplink") || roles.has("downlink");
+
+    try {
+      if (needsStore) {
+        const store = openStore(config);
+        this.#store = store;
+        this.#onClose("store", () => store.close());
+        await store.migrate();
+        log.info("Database ready ({dialect})", { dialect: store.dialect });
+      }
+      if (needsQueue) {
+        const queues = openQueueBackend(config);
+        this.#queues = queues;
+        this.#onClose("queues", () => queues.close());
+        this.#incoming = queues.queue(config.redis.incomingQueue, `${config.mqtt.clientId}:uplink`);
+      }
+      if (needsBroker) {
+        if (!config.mqtt.url) {
+          throw new Error("The embedded broker is not available in this build: set MQTT_URL");
+        }
+        const connection = new MqttConnection({
+          url: config.mqtt.url,
+          clientId: config.mqtt.clientId,
+          username: config.mqtt.username,
+          password: config.mqtt.password,
+          keepalive: config.mqtt.keepalive,
+          protocolVersion: config.mqtt.protocolVersion,
+          clean: false,
+          sessionExpiry: config.mqtt.sessionExpiry,
+          reconnectDelayMs: config.mqtt.reconnectDelayMs,
+          reconnectMaxDelayMs: config.mqtt.reconnectMaxDelayMs,
+        }, this.metrics);
+        this.#connection = connection;
+        this.#onClose("mqtt", () => connection.close());
+      }
+      if (roles.has("worker")) this.#startWorkers();
+      if (roles.has("uplink")) {
+        await startUplink({
+          connection: this.#connection!,
+          queue: this.#incoming!,
+          maxPayloadBytes: config.mqtt.maxPayloadBytes,
+          // Shared subscriptions need a broker that has them; the embedded one does not.
+          shareGroup: config.mqtt.url ? config.mqtt.shareGroup : "",
+          metrics: this.metrics,
+          signal: this.signal,
+        });
+      }
+      this.#mountRoutes();
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
+  }
+
+  #startWorkers(): void {
+    const { config } = this;
+    const alerter = new Alerter(config.alertWebhookUrl);
+    this.#onClose("alerts", () => alerter.close());
+    const dispatcher = new Dispatcher(JOB_HANDLERS);
+    for (let i = 0; i < config.worker.concurrency; i++) {
+      // Stable consumer ids: after a crash, the same slot finds and puts back its own jobs.
+      const queue = this.#queues!.queue(config.redis.incomingQueue, `${config.mqtt.clientId}:worker:${i}`);
+      const loop = runWorker({
+        queue,
+        dispatcher,
+        ctx: { store: this.#store!, alert: alerter.alert },
+        store: this.#store!,
+        batchSize: config.worker.batchSize,
+        maxAttempts: config.worker.maxAttempts,
+        retryBaseMs: config.worker.retryBaseMs,
+        retryMaxMs: config.worker.retryMaxMs,
+        metrics: this.metrics,
+        signal: this.signal,
+      }).catch((error) => log.fatal("Worker {i} stopped: {error}", { i, error }));
+      this.#loops.push(loop);
+    }
+  }
+
+  #mountRoutes(): void {
+    const checks: Record<string, Check> = {};
+    if (this.#connection) {
+      const connection = this.#connection;
+      checks.broker = () => {
+        if (!connection.connected) throw new Error(`not connected to ${connection.broker}`);
+      };
+    }
+    if (this.#queues) checks.queue = () => this.#queues!.ping();
+    if (this.#store) checks.database = () => this.#store!.ping();
+    this.app.route("/", healthRoutes({ checks, status: () => this.status(), metrics: this.metrics }));
+  }
+
+  /** What `GET /mqtt/status` shows. */
+  async status(): Promise<Record<string, unknown>> {
+    const m = this.metrics;
+    const [received, queued, acked, rejected, dead] = await Promise.all([
+      counterValues(m.received, "type"),
+      counterValues(m.queued, "type"),
+      counterValues(m.acked, "type"),
+      counterValues(m.rejected, "reason"),
+      counterValues(m.deadLettered),
+    ]);
+    const depths: Record<string, unknown> = {};
+    if (this.#incoming) {
+      try {
+        const depth = await this.#incoming.depth();
+        depths[this.#incoming.name] = depth;
+        for (const [state, value] of Object.entries(depth)) {
+          m.queueDepth.set({ queue: this.#incoming.name, state }, value);
+        }
+      } catch (error) {
+        depths[this.#incoming.name] = { error: (error as Error).message };
+      }
+    }
+    const connection = this.#connection?.status();
+    return {
+      connected: connection?.connected ?? false,
+      broker: connection?.broker ?? null,
+      client_id: connection?.clientId ?? null,
+      state: connection?.state ?? "disabled",
+      subscriptions: connection?.subscriptions ?? [],
+      connection: connection ?? null,
+      roles: [...this.config.roles],
+      backends: {
+        broker: this.config.mqtt.url ? "external" : "embedded",
+        queue: this.#queues?.kind ?? null,
+        database: this.#store?.dialect ?? null,
+      },
+      counters: {
+        received: received.total,
+        queued: queued.total,
+        acked: acked.total,
+        rejected: rejected.total,
+        dead_lettered: dead.total,
+        received_by_type: received.by,
+        rejected_by_reason: rejected.by,
+      },
+      queues: depths,
+    };
+  }
+
+  #onClose(name: string, run: Cleanup["run"]): void {
+    this.#cleanups.push({ name, run });
+  }
+
+  /** Stops taking messages, lets the loops finish their batch, then closes in reverse order. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#controller.abort();
+      await Promise.allSettled(this.#loops);
+      for (const { name, run } of this.#cleanups.reverse()) {
+        try {
+          await run();
+        } catch (error) {
+          log.error("Closing {name} failed: {error}", { name, error });
+        }
+      }
+    })();
+    return this.#closing;
+  }
+}

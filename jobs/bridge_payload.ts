@@ -1,0 +1,37 @@
+/**
+ * @module bridge_payload
+ * The job element of `mqtt_incoming_jobs`, exactly as the contract and a Laravel consumer expect:
+ * `{"type", "serial_no", "payload", "received_at"}` in that order, `received_at` in ISO 8601 with
+ * the gateway's UTC offset and no fraction (`2026-04-14T09:00:00+08:00`).
+ */
+import { z } from "zod";
+
+export const SERIAL_NO = /^[A-Za-z0-9_-]{1,64}$/;
+
+export const bridgePayloadSchema = z.object({
+  type: z.string().min(1),
+  serial_no: z.string().regex(SERIAL_NO, "is not a valid serial_no"),
+  payload: z.record(z.string(), z.unknown()),
+  received_at: z.string().refine((s) => !Number.isNaN(Date.parse(s)), "is not a date"),
+});
+
+export type BridgePayload = z.infer<typeof bridgePayloadSchema>;
+
+/** Serialises with the contract's key order, so the bytes match what the Go gateway of seed 004 made. */
+export function encodeBridgePayload(p: BridgePayload): string {
+  return JSON.stringify({
+    type: p.type,
+    serial_no: p.serial_no,
+    payload: p.payload,
+    received_at: p.received_at,
+  });
+}
+
+/** `2026-04-14T09:00:00+08:00`: local time with its offset, as PHP's `DATE_ATOM` prints it. */
+export function formatReceivedAt(date: Date, offsetMinutes = -date.getTimezoneOffset()): string {
+  const local = new Date(date.getTime() + offsetMinutes * 60_000);
+  const sign = offsetMinutes < 0 ? "-" : "+";
+  const abs = Math.abs(offsetMinutes);
+  const pad = (n: number) => String(n).padStart(2, "0");
+  return `${local.toISOString().slice(0, 19)}${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
+}

@@ -1,0 +1,104 @@
+/**
+ * @module dispatcher
+ * Maps a job's `type` to its handler. Parses each leased element against the contract and the
+ * type's schema, runs each type's jobs as one batch, and, when a batch fails, runs its jobs one
+ * by one so that a single bad job cannot hold back the rest.
+ */
+import type { z } from "zod";
+import type { Lease } from "../queue/reliable_queue.ts";
+import { type BridgePayload, bridgePayloadSchema } from "./bridge_payload.ts";
+import type { Job, JobContext, JobHandler } from "./job_handler.ts";
+
+export type Outcome =
+  | { lease: Lease; type: string; status: "done" }
+  /** Can never succeed: dead-letter now. */
+  | { lease: Lease; type: string; status: "invalid"; reason: string }
+  /** Failed this time: retry later. */
+  | { lease: Lease; type: string; status: "failed"; error: unknown };
+
+/** "temperature: Invalid input: expected number, received string" */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.length ? i.path.join(".") + ": " : ""}${i.message}`).join("; ");
+}
+
+export class Dispatcher {
+  readonly #handlers = new Map<string, JobHandler>();
+
+  constructor(handlers: readonly JobHandler[]) {
+    for (const h of handlers) this.#handlers.set(h.type, h);
+  }
+
+  get types(): string[] {
+    return [...this.#handlers.keys()];
+  }
+
+  async run(leases: readonly Lease[], ctx: JobContext): Promise<Outcome[]> {
+    const outcomes: Outcome[] = [];
+    const groups = new Map<JobHandler, { lease: Lease; job: Job<unknown> }[]>();
+    for (const lease of leases) {
+      const parsed = this.#parse(lease);
+      if ("reason" in parsed) {
+        outcomes.push({ lease, type: parsed.type, status: "invalid", reason: parsed.reason });
+        continue;
+      }
+      const group = groups.get(parsed.handler) ?? [];
+      group.push({ lease, job: parsed.job });
+      groups.set(parsed.handler, group);
+    }
+    for (const [handler, group] of groups) {
+      try {
+        await handler.handle(group.map((g) => g.job), ctx);
+        for (const g of group) outcomes.push({ lease: g.lease, type: handler.type, status: "done" });
+      } catch (batchError) {
+        if (group.length === 1) {
+          outcomes.push({ lease: group[0]!.lease, type: handler.type, status: "failed", error: batchError });
+          continue;
+        }
+        for (const g of group) {
+          try {
+            await handler.handle([g.job], ctx);
+            outcomes.push({ lease: g.lease, type: handler.type, status: "done" });
+          } catch (error) {
+            outcomes.push({ lease: g.lease, type: handler.type, status: "failed", error });
+          }
+        }
+      }
+    }
+    return outcomes;
+  }
+
+  #parse(lease: Lease): { handler: JobHandler; job: Job<unknown> } | { type: string; reason: string } {
+    let envelope: BridgePayload;
+    try {
+      const result = bridgePayloadSchema.safeParse(JSON.parse(lease.raw));
+      if (!result.success) {
+        return { type: "unknown", reason: `Cannot parse job: ${describeIssues(result.error)}` };
+      }
+      envelope = result.data;
+    } catch (error) {
+      return { type: "unknown", reason: `Cannot parse job: ${(error as Error).message}` };
+    }
+    const handler = this.#handlers.get(envelope.type);
+    if (!handler) {
+      return {
+        type: envelope.type,
+        reason: `No handler for job type "${envelope.type}" from ${envelope.serial_no}`,
+      };
+    }
+    const payload = handler.schema.safeParse(envelope.payload);
+    if (!payload.success) {
+      return {
+        type: envelope.type,
+        reason: `Cannot parse ${envelope.type} from ${envelope.serial_no}: ${describeIssues(payload.error)}`,
+      };
+    }
+    return {
+      handler,
+      job: {
+        serialNo: envelope.serial_no,
+        receivedAt: new Date(envelope.received_at),
+        payload: payload.data,
+      },
+    };
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * @module metrics
+ * The gateway's Prometheus metrics, on a registry of their own (one per gateway instance, so
+ * tests that build several do not share counters). `/metrics` prints them; `/mqtt/status` reads them.
+ */
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+export function createMetrics() {
+  const registry = new Registry();
+  const registers = [registry];
+  const m = {
+    registry,
+    received: new Counter({
+      name: "gateway_mqtt_received_total",
+      help: "Uplink MQTT messages received, by job type",
+      labelNames: ["type"] as const,
+      registers,
+    }),
+    queued: new Counter({
+      name: "gateway_mqtt_queued_total",
+      help: "Uplink messages stored in the incoming queue, by job type",
+      labelNames: ["type"] as const,
+      registers,
+    }),
+    acked: new Counter({
+      name: "gateway_mqtt_acked_total",
+      help: "Uplink messages acknowledged to the broker (PUBACK) after being stored or rejected",
+      labelNames: ["type"] as const,
+      registers,
+    }),
+    rejected: new Counter({
+      name: "gateway_mqtt_rejected_total",
+      help: "Uplink messages rejected before queueing, by reason",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    jobs: new Counter({
+      name: "gateway_jobs_total",
+      help: "Jobs finished by the worker, by type and outcome (done, retried, dead)",
+      labelNames: ["type", "outcome"] as const,
+      registers,
+    }),
+    deadLettered: new Counter({
+      name: "gateway_dead_lettered_total",
+      help: "Messages and jobs moved to a dead-letter list, by queue",
+      labelNames: ["queue"] as const,
+      registers,
+    }),
+    jobDuration: new Histogram({
+      name: "gateway_job_batch_duration_seconds",
+      help: "Time to run one batch of jobs of one type",
+      labelNames: ["type"] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    }),
+    commands: new Counter({
+      name: "gateway_commands_total",
+      help: "Downlink command lifecycle transitions, by status reached",
+      labelNames: ["status"] as const,
+      registers,
+    }),
+    brokerConnected: new Gauge({
+      name: "gateway_mqtt_connected",
+      help: "1 while the gateway's MQTT client is connected",
+      labelNames: ["client"] as const,
+      registers,
+    }),
+    queueDepth: new Gauge({
+      name: "gateway_queue_depth",
+      help: "Jobs in a queue, by queue and state (ready, processing, delayed, dead)",
+      labelNames: ["queue", "state"] as const,
+      registers,
+    }),
+    memory: new Gauge({
+      name: "gateway_process_memory_bytes",
+      help: "Process memory from Deno.memoryUsage(), by kind",
+      labelNames: ["kind"] as const,
+      registers,
+      collect() {
+        const usage = Deno.memoryUsage();
+        this.set({ kind: "rss" }, usage.rss);
+        this.set({ kind: "heap_used" }, usage.heapUsed);
+        this.set({ kind: "heap_total" }, usage.heapTotal);
+        this.set({ kind: "external" }, usage.external);
+      },
+    }),
+  };
+  return m;
+}
+
+/** Sums a counter's values, optionally grouped by one label: `{total, by: {heartbeat: 3}}`. */
+export async function counterValues(
+  counter: Counter<string>,
+  label?: string,
+): Promise<{ total: number; by: Record<string, number> }> {
+  const { values } = await counter.get();
+  const by: Record<string, number> = {};
+  let total = 0;
+  for (const v of values) {
+    total += v.value;
+    if (label) {
+      const key = String(v.labels[label] ?? "");
+      by[key] = (by[key] ?? 0) + v.value;
+    }
+  }
+  return { total, by };
+}

@@ -1,0 +1,48 @@
+/**
+ * @module open_queues
+ * Chooses the queue backend from configuration: Redis lists when `REDIS_URL` is set.
+ */
+import { Redis } from "ioredis";
+import type { Config } from "../config.ts";
+import type { ReliableQueue } from "./reliable_queue.ts";
+import { RedisQueue } from "./redis_queue.ts";
+
+export interface QueueBackend {
+  readonly kind: "redis" | "sqlite";
+  /** A consumer of `name`; `consumer` must be stable across restarts of the same process slot. */
+  queue(name: string, consumer: string): ReliableQueue;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function openQueueBackend(config: Config): QueueBackend {
+  if (!config.redis.url) {
+    throw new Error("The embedded queue is not available in this build: set REDIS_URL");
+  }
+  const redis = new Redis(config.redis.url, {
+    maxRetriesPerRequest: null,
+    lazyConnect: false,
+    retryStrategy: (times) => Math.min(times * 200, 5000),
+  });
+  redis.on("error", () => {}); // reported by ping() and the callers; ioredis reconnects itself
+  const queues: RedisQueue[] = [];
+  let closed: Promise<void> | undefined;
+  return {
+    kind: "redis",
+    queue(name, consumer) {
+      const q = new RedisQueue(redis, name, { consumerId: consumer });
+      queues.push(q);
+      return q;
+    },
+    async ping() {
+      await redis.ping();
+    },
+    close() {
+      closed ??= (async () => {
+        await Promise.allSettled(queues.map((q) => q.close()));
+        await redis.quit().catch(() => redis.disconnect());
+      })();
+      return closed;
+    },
+  };
+}

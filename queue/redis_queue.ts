@@ -1,0 +1,213 @@
+/**
+ * @module redis_queue
+ * {@link ReliableQueue} on Redis lists, byte-compatible with a Laravel producer or consumer:
+ * the main list holds exactly the pushed JSON, `RPUSH` appends, consumers take from the left.
+ * Jobs are leased with `BLMOVE` into a per-consumer processing list (never a bare `BLPOP`, which
+ * loses the job if the worker dies), so a dead consumer's jobs are put back by `recover()`.
+ *
+ * Keys beside the main list `Q` (our extension; a Laravel app never needs to read them):
+ * `Q:processing:{consumer}`, `Q:consumer:{consumer}` (liveness, expires), `Q:consumers` (set),
+ * `Q:delayed` (zset of retries, member `nonce:raw`), `Q:attempts` (hash sha1(raw) → failures),
+ * `Q:dead` (list of `{job, reason, attempts, failed_at}`).
+ */
+import { createHash } from "node:crypto";
+import type { Redis } from "ioredis";
+import type { DeadLetter, Lease, QueueDepth, ReliableQueue, RetryOptions } from "./reliable_queue.ts";
+
+const ALIVE_TTL_MS = 30_000;
+
+const TAKE_MORE = `
+local out = {}
+for i = 1, tonumber(ARGV[1]) do
+  local v = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'LEFT')
+  if not v then break end
+  out[#out + 1] = v
+end
+return out`;
+
+const PROMOTE = `
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, m in ipairs(due) do
+  redis.call('ZREM', KEYS[1], m)
+  local at = string.find(m, ':', 1, true)
+  redis.call('RPUSH', KEYS[2], string.sub(m, at + 1))
+end
+return #due`;
+
+const PUT_BACK_ALL = `
+local n = 0
+while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'LEFT') do n = n + 1 end
+return n`;
+
+export interface RedisQueueOptions {
+  /** Stable per process and worker slot, so a restart finds its own unfinished jobs. */
+  consumerId: string;
+}
+
+function hashOf(raw: string): string {
+  return createHash("sha1").update(raw).digest("hex");
+}
+
+export class RedisQueue implements ReliableQueue {
+  readonly #redis: Redis;
+  #blocking?: Redis;
+  readonly #consumer: string;
+  readonly #keys: {
+    processing: string;
+    alive: string;
+    consumers: string;
+    delayed: string;
+    attempts: string;
+    dead: string;
+  };
+  #aliveAt = 0;
+  #closed = false;
+
+  constructor(redis: Redis, readonly name: string, options: RedisQueueOptions) {
+    this.#redis = redis;
+    this.#consumer = options.consumerId;
+    this.#keys = {
+      processing: `${name}:processing:${this.#consumer}`,
+      alive: `${name}:consumer:${this.#consumer}`,
+      consumers: `${name}:consumers`,
+      delayed: `${name}:delayed`,
+      attempts: `${name}:attempts`,
+      dead: `${name}:dead`,
+    };
+  }
+
+  async push(...raws: string[]): Promise<void> {
+    if (raws.length > 0) await this.#redis.rpush(this.name, ...raws);
+  }
+
+  async lease(max: number, blockMs: number, signal?: AbortSignal): Promise<Lease[]> {
+    if (signal?.aborted || this.#closed) return [];
+    await this.#heartbeat();
+    await this.#redis.eval(PROMOTE, 2, this.#keys.delayed, this.name, Date.now(), 1000);
+    // A blocking command holds its connection, so each consumer has its own.
+    this.#blocking ??= this.#redis.duplicate();
+    const first = await this.#blocking.blmove(
+      this.name,
+      this.#keys.processing,
+      "LEFT",
+      "LEFT",
+      Math.max(blockMs, 1) / 1000,
+    );
+    if (first === null) return [];
+    const raws = [first];
+    if (max > 1) {
+      const more = await this.#redis.eval(
+        TAKE_MORE,
+        2,
+        this.name,
+        this.#keys.processing,
+        max - 1,
+      ) as string[];
+      raws.push(...more);
+    }
+    const hashes = raws.map(hashOf);
+    const counts = await this.#redis.hmget(this.#keys.attempts, ...hashes);
+    return raws.map((raw, i) => ({ raw, attempts: Number(counts[i] ?? 0), ref: hashes[i]! }));
+  }
+
+  async ack(leases: readonly Lease[]): Promise<void> {
+    if (leases.length === 0) return;
+    const tx = this.#redis.multi();
+    for (const lease of leases) {
+      tx.lrem(this.#keys.processing, 1, lease.raw);
+      if (lease.attempts > 0) tx.hdel(this.#keys.attempts, lease.ref);
+    }
+    await tx.exec();
+  }
+
+  async retry(lease: Lease, delayMs: number, options: RetryOptions = {}): Promise<void> {
+    const tx = this.#redis.multi()
+      .lrem(this.#keys.processing, 1, lease.raw)
+      .zadd(this.#keys.delayed, Date.now() + delayMs, `${crypto.randomUUID()}:${lease.raw}`);
+    if (options.countAttempt !== false) tx.hincrby(this.#keys.attempts, lease.ref, 1);
+    await tx.exec();
+  }
+
+  async release(leases: readonly Lease[]): Promise<void> {
+    if (leases.length === 0) return;
+    const tx = this.#redis.multi();
+    // Reverse so that the first job ends up first again.
+    for (const lease of [...leases].reverse()) {
+      tx.lrem(this.#keys.processing, 1, lease.raw).lpush(this.name, lease.raw);
+    }
+    await tx.exec();
+  }
+
+  async deadLetter(lease: Lease | null, reason: string, raw?: string): Promise<void> {
+    const job = lease?.raw ?? raw ?? "";
+    const entry: DeadLetter = {
+      job,
+      reason,
+      attempts: (lease?.attempts ?? 0) + (lease ? 1 : 0),
+      failed_at: new Date().toISOString(),
+    };
+    const tx = this.#redis.multi().rpush(this.#keys.dead, JSON.stringify(entry));
+    if (lease) tx.lrem(this.#keys.processing, 1, lease.raw).hdel(this.#keys.attempts, lease.ref);
+    await tx.exec();
+  }
+
+  async recover(): Promise<number> {
+    await this.#heartbeat(true);
+    let moved = 0;
+    const consumers = await this.#redis.smembers(this.#keys.consumers);
+    for (const consumer of consumers) {
+      const mine = consumer === this.#consumer;
+      if (!mine && await this.#redis.exists(`${this.name}:consumer:${consumer}`)) continue;
+      moved += Number(
+        await this.#redis.eval(PUT_BACK_ALL, 2, `${this.name}:processing:${consumer}`, this.name),
+      );
+      if (!mine) await this.#redis.srem(this.#keys.consumers, consumer);
+    }
+    return moved;
+  }
+
+  async depth(): Promise<QueueDepth> {
+    const consumers = await this.#redis.smembers(this.#keys.consumers);
+    const tx = this.#redis.multi().llen(this.name).zcard(this.#keys.delayed).llen(this.#keys.dead);
+    for (const c of consumers) tx.llen(`${this.name}:processing:${c}`);
+    const results = (await tx.exec()) ?? [];
+    const n = results.map(([, v]) => Number(v ?? 0));
+    return {
+      ready: n[0] ?? 0,
+      delayed: n[1] ?? 0,
+      dead: n[2] ?? 0,
+      processing: n.slice(3).reduce((a, b) => a + b, 0),
+    };
+  }
+
+  async deadLetters(limit = 100): Promise<DeadLetter[]> {
+    const items = await this.#redis.lrange(this.#keys.dead, 0, limit - 1);
+    return items.map((s) => JSON.parse(s) as DeadLetter);
+  }
+
+  async ping(): Promise<void> {
+    await this.#redis.ping();
+  }
+
+  /** Closes only this consumer's blocking connection; the shared client belongs to the caller. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const blocking = this.#blocking;
+    this.#blocking = undefined;
+    // disconnect() aborts a pending BLMOVE; a job it had already moved stays in our processing
+    // list and is put back by recover() on the next start.
+    blocking?.disconnect();
+    await Promise.resolve();
+  }
+
+  async #heartbeat(force = false): Promise<void> {
+    const now = Date.now();
+    if (!force && now - this.#aliveAt < ALIVE_TTL_MS / 3) return;
+    this.#aliveAt = now;
+    await this.#redis.multi()
+      .set(this.#keys.alive, String(now), "PX", ALIVE_TTL_MS)
+      .sadd(this.#keys.consumers, this.#consumer)
+      .exec();
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * @module reliable_queue
+ * The queue interface shared by the Redis lists (production) and the embedded SQLite table.
+ * Delivery is at least once: a job leased by a consumer that dies is put back by `recover()`.
+ */
+
+/** One job taken from the queue; hand it back with `ack`, `retry`, `release` or `deadLetter`. */
+export interface Lease {
+  /** The element exactly as it was pushed (the contract's JSON for the incoming queue). */
+  readonly raw: string;
+  /** How many earlier attempts failed (0 on first delivery). */
+  readonly attempts: number;
+  /** Implementation detail that identifies this lease. */
+  readonly ref: string;
+}
+
+export interface QueueDepth {
+  ready: number;
+  processing: number;
+  delayed: number;
+  dead: number;
+}
+
+export interface DeadLetter {
+  job: string;
+  reason: string;
+  attempts: number;
+  failed_at: string;
+}
+
+export interface RetryOptions {
+  /** Transient infrastructure failures (database down) do not use up the job's attempts. */
+  countAttempt?: boolean;
+  error?: string;
+}
+
+export interface ReliableQueue {
+  readonly name: string;
+  /** Appends jobs at the tail, in order. Resolves once they are stored. */
+  push(...raws: string[]): Promise<void>;
+  /** Waits up to `blockMs` for a job, then takes up to `max` at once. `[]` on timeout or abort. */
+  lease(max: number, blockMs: number, signal?: AbortSignal): Promise<Lease[]>;
+  ack(leases: readonly Lease[]): Promise<void>;
+  /** Takes the job out of processing and makes it ready again after `delayMs`. */
+  retry(lease: Lease, delayMs: number, options?: RetryOptions): Promise<void>;
+  /** Puts jobs back at the head at once, without counting an attempt (used on shutdown). */
+  release(leases: readonly Lease[]): Promise<void>;
+  /** Moves a leased job (or, with `lease` null, a raw message that never became a job) to the dead letters. */
+  deadLetter(lease: Lease | null, reason: string, raw?: string): Promise<void>;
+  /** Puts back the jobs of dead consumers (and this consumer's own, from an earlier run). */
+  recover(): Promise<number>;
+  depth(): Promise<QueueDepth>;
+  deadLetters(limit?: number): Promise<DeadLetter[]>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Exponential backoff with full jitter, capped. `attempt` counts from 1. */
+export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random = Math.random): number {
+  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
