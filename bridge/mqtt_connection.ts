@@ -48,6 +48,8 @@ export interface ConnectionStatus {
   clientId: string;
   protocolVersion: number;
   subscriptions: string[];
+  /** True once the broker has granted every subscription on the current connection. */
+  subscribed: boolean;
   connectedAt: string | null;
   disconnectedAt: string | null;
   reconnects: number;
@@ -68,6 +70,7 @@ export class MqttConnection {
   #failures = 0;
   #lastError: string | null = null;
   #reconnectTimer?: ReturnType<typeof setTimeout>;
+  #subscribed = false;
   #closing?: Promise<void>;
 
   constructor(options: MqttConnectionOptions, metrics?: Metrics) {
@@ -143,6 +146,7 @@ export class MqttConnection {
       clientId: this.#options.clientId,
       protocolVersion: this.#options.protocolVersion,
       subscriptions: [...this.#subscriptions.keys()],
+      subscribed: this.#subscribed,
       connectedAt: this.#connectedAt?.toISOString() ?? null,
       disconnectedAt: this.#disconnectedAt?.toISOString() ?? null,
       reconnects: this.#reconnects,
@@ -182,12 +186,26 @@ export class MqttConnection {
     return () => this.#listeners.delete(listener);
   }
 
+  /** Every (re)connection, after the connection's own resubscribing has begun. Returns a remover. */
+  onConnect(listener: () => void): () => void {
+    const run = () => {
+      try {
+        listener();
+      } catch (error) {
+        log.error("A connect listener of MQTT {name} failed: {error}", { name: this.name, error });
+      }
+    };
+    this.client.on("connect", run);
+    return () => void this.client.off("connect", run);
+  }
+
   /** Subscribes now if connected, and again whenever the broker has lost the session. */
   async subscribe(filters: readonly string[], qos: 0 | 1 | 2 = 1): Promise<void> {
     for (const f of filters) this.#subscriptions.set(f, qos);
     if (!this.client.connected) return;
+    this.#subscribed = false;
     const granted = await this.client.subscribeAsync(Object.fromEntries(filters.map((f) => [f, { qos }])));
-    this.#checkGranted(granted);
+    this.#subscribed = this.#checkGranted(granted);
   }
 
   async publish(
@@ -231,10 +249,11 @@ export class MqttConnection {
   }
 
   #subscribeAll(again: boolean): void {
+    this.#subscribed = this.#subscriptions.size === 0;
     if (this.#subscriptions.size === 0) return;
     const topics = Object.fromEntries([...this.#subscriptions].map(([f, qos]) => [f, { qos }]));
     this.client.subscribeAsync(topics).then((granted) => {
-      this.#checkGranted(granted);
+      this.#subscribed = this.#checkGranted(granted);
       if (again) {
         log.info("MQTT {name} resubscribed to {count} topics", { name: this.name, count: granted.length });
       }
@@ -244,9 +263,11 @@ export class MqttConnection {
     });
   }
 
-  #checkGranted(granted: { topic: string; qos: number }[]): void {
+  #checkGranted(granted: { topic: string; qos: number }[]): boolean {
+    let ok = true;
     for (const g of granted) {
       if (g.qos >= 128) {
+        ok = false;
         this.#lastError = `subscription to ${g.topic} refused by the broker`;
         log.error("MQTT {name}: the broker refused the subscription to {topic}", {
           name: this.name,
@@ -254,6 +275,7 @@ export class MqttConnection {
         });
       }
     }
+    return ok;
   }
 
   #onClose(): void {
@@ -263,6 +285,7 @@ export class MqttConnection {
       log.warn("MQTT {name} disconnected from {broker}", { name: this.name, broker: this.broker });
     }
     this.#state = "reconnecting";
+    this.#subscribed = false;
     this.#metrics?.brokerConnected.set({ client: this.name }, 0);
     if (this.#reconnectTimer !== undefined) return;
     this.#failures++;
