@@ -1,11 +1,14 @@
 /**
  * @module open_queues
- * Chooses the queue backend from configuration: Redis lists when `REDIS_URL` is set.
+ * Chooses the queue backend from configuration: Redis lists when `REDIS_URL` is set, else the
+ * embedded durable queue, a SQLite file `queue.db` in `DATA_DIR` (same semantics, no server).
  */
+import { join } from "node:path";
 import { Redis } from "ioredis";
 import type { Config } from "../config.ts";
 import type { ReliableQueue } from "./reliable_queue.ts";
 import { RedisQueue } from "./redis_queue.ts";
+import { SqliteQueue } from "./sqlite_queue.ts";
 
 export interface QueueBackend {
   readonly kind: "redis" | "sqlite";
@@ -16,9 +19,7 @@ export interface QueueBackend {
 }
 
 export function openQueueBackend(config: Config): QueueBackend {
-  if (!config.redis.url) {
-    throw new Error("The embedded queue is not available in this build: set REDIS_URL");
-  }
+  if (!config.redis.url) return openSqliteBackend(join(config.database.dataDir, "queue.db"));
   const redis = new Redis(config.redis.url, {
     maxRetriesPerRequest: null,
     lazyConnect: false,
@@ -41,6 +42,31 @@ export function openQueueBackend(config: Config): QueueBackend {
       closed ??= (async () => {
         await Promise.allSettled(queues.map((q) => q.close()));
         await redis.quit().catch(() => redis.disconnect());
+      })();
+      return closed;
+    },
+  };
+}
+
+function openSqliteBackend(path: string): QueueBackend {
+  const db = SqliteQueue.openDatabase(path);
+  const queues: SqliteQueue[] = [];
+  let closed: Promise<void> | undefined;
+  return {
+    kind: "sqlite",
+    queue(name, consumer) {
+      const q = new SqliteQueue(db, name, { consumerId: consumer });
+      queues.push(q);
+      return q;
+    },
+    ping() {
+      db.prepare("SELECT 1").get();
+      return Promise.resolve();
+    },
+    close() {
+      closed ??= (async () => {
+        await Promise.allSettled(queues.map((q) => q.close()));
+        db.close();
       })();
       return closed;
     },

@@ -32,7 +32,8 @@ for _, m in ipairs(due) do
   local at = string.find(m, ':', 1, true)
   redis.call('RPUSH', KEYS[2], string.sub(m, at + 1))
 end
-return #due`;
+local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return nxt[2] or false`;
 
 const PUT_BACK_ALL = `
 local n = 0
@@ -42,6 +43,8 @@ return n`;
 export interface RedisQueueOptions {
   /** Stable per process and worker slot, so a restart finds its own unfinished jobs. */
   consumerId: string;
+  /** A consumer not seen for this long is dead: `recover()` of another consumer takes its jobs. */
+  aliveTtlMs?: number;
 }
 
 function hashOf(raw: string): string {
@@ -52,6 +55,7 @@ export class RedisQueue implements ReliableQueue {
   readonly #redis: Redis;
   #blocking?: Redis;
   readonly #consumer: string;
+  readonly #aliveTtlMs: number;
   readonly #keys: {
     processing: string;
     alive: string;
@@ -66,6 +70,7 @@ export class RedisQueue implements ReliableQueue {
   constructor(redis: Redis, readonly name: string, options: RedisQueueOptions) {
     this.#redis = redis;
     this.#consumer = options.consumerId;
+    this.#aliveTtlMs = options.aliveTtlMs ?? ALIVE_TTL_MS;
     this.#keys = {
       processing: `${name}:processing:${this.#consumer}`,
       alive: `${name}:consumer:${this.#consumer}`,
@@ -81,19 +86,25 @@ export class RedisQueue implements ReliableQueue {
   }
 
   async lease(max: number, blockMs: number, signal?: AbortSignal): Promise<Lease[]> {
-    if (signal?.aborted || this.#closed) return [];
-    await this.#heartbeat();
-    await this.#redis.eval(PROMOTE, 2, this.#keys.delayed, this.name, Date.now(), 1000);
-    // A blocking command holds its connection, so each consumer has its own.
-    this.#blocking ??= this.#redis.duplicate();
-    const first = await this.#blocking.blmove(
-      this.name,
-      this.#keys.processing,
-      "LEFT",
-      "LEFT",
-      Math.max(blockMs, 1) / 1000,
-    );
-    if (first === null) return [];
+    const deadline = Date.now() + Math.max(blockMs, 1);
+    let first: string | null = null;
+    while (first === null) {
+      if (signal?.aborted || this.#closed) return [];
+      await this.#heartbeat();
+      // Returns when the next retry falls due, so the wait below ends then and promotes it.
+      const nextDue = await this.#redis.eval(PROMOTE, 2, this.#keys.delayed, this.name, Date.now(), 1000);
+      const wait = Math.min(deadline, nextDue === null ? Infinity : Number(nextDue)) - Date.now();
+      // A blocking command holds its connection, so each consumer has its own.
+      this.#blocking ??= this.#redis.duplicate();
+      first = await this.#blocking.blmove(
+        this.name,
+        this.#keys.processing,
+        "LEFT",
+        "LEFT",
+        Math.max(wait, 1) / 1000,
+      );
+      if (first === null && Date.now() >= deadline) return [];
+    }
     const raws = [first];
     if (max > 1) {
       const more = await this.#redis.eval(
@@ -203,10 +214,10 @@ export class RedisQueue implements ReliableQueue {
 
   async #heartbeat(force = false): Promise<void> {
     const now = Date.now();
-    if (!force && now - this.#aliveAt < ALIVE_TTL_MS / 3) return;
+    if (!force && now - this.#aliveAt < this.#aliveTtlMs / 3) return;
     this.#aliveAt = now;
     await this.#redis.multi()
-      .set(this.#keys.alive, String(now), "PX", ALIVE_TTL_MS)
+      .set(this.#keys.alive, String(now), "PX", this.#aliveTtlMs)
       .sadd(this.#keys.consumers, this.#consumer)
       .exec();
   }
