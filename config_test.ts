@@ -1,0 +1,61 @@
+import assert from "node:assert/strict";
+import { ConfigError, loadConfig } from "./config.ts";
+
+Deno.test("defaults: nothing configured means embedded parts and the contract's names", () => {
+  const c = loadConfig({});
+  assert.equal(c.mqtt.url, undefined);
+  assert.equal(c.mqtt.clientId, "star-cloud-gateway");
+  assert.equal(c.mqtt.keepalive, 60);
+  assert.equal(c.mqtt.reconnectDelayMs, 5000);
+  assert.equal(c.mqtt.protocolVersion, 4);
+  assert.equal(c.mqtt.listenHost, "127.0.0.1");
+  assert.equal(c.mqtt.listenPort, 2834);
+  assert.equal(c.redis.url, undefined);
+  assert.equal(c.redis.incomingQueue, "mqtt_incoming_jobs");
+  assert.equal(c.redis.outgoingQueue, "mqtt_outgoing_commands");
+  assert.equal(c.database.url, undefined);
+  assert.equal(c.database.dataDir, "./data");
+  assert.equal(c.http.host, "0.0.0.0");
+  assert.equal(c.http.port, 5200);
+  assert.deepEqual([...c.roles], ["uplink", "worker", "downlink", "api", "devices"]);
+});
+
+Deno.test("MQTT_URL wins; the seed's MQTT_BROKER_HOST + MQTT_BROKER_PORT are accepted too", () => {
+  assert.equal(loadConfig({ MQTT_URL: "mqtt://emqx:1883" }).mqtt.url, "mqtt://emqx:1883");
+  const seed = loadConfig({ MQTT_BROKER_HOST: "broker", MQTT_BROKER_PORT: "1884" });
+  assert.equal(seed.mqtt.url, "mqtt://broker:1884");
+  assert.equal(seed.mqtt.protocolVersion, 5);
+  assert.equal(loadConfig({ MQTT_BROKER_HOST: "broker" }).mqtt.url, "mqtt://broker:2834");
+});
+
+Deno.test("empty strings count as unset", () => {
+  const c = loadConfig({ REDIS_URL: "", MQTT_KEEPALIVE: " " });
+  assert.equal(c.redis.url, undefined);
+  assert.equal(c.mqtt.keepalive, 60);
+});
+
+Deno.test("a bad value is an error naming the variable, never a silent default", () => {
+  const cases: [Record<string, string>, string][] = [
+    [{ MQTT_KEEPALIVE: "abc" }, "MQTT_KEEPALIVE"],
+    [{ HTTP_PORT: "70000" }, "HTTP_PORT"],
+    [{ REDIS_URL: "localhost:6379" }, "REDIS_URL"],
+    [{ DATABASE_URL: "postgres://x/y" }, "DATABASE_URL"],
+    [{ MQTT_RECONNECT_DELAY: "-1" }, "MQTT_RECONNECT_DELAY"],
+    [{ GATEWAY_ROLES: "uplink,teleport" }, "GATEWAY_ROLES"],
+    [{ API_TOKEN: "short" }, "API_TOKEN"],
+    [{ MQTT_ALLOW_ANONYMOUS: "maybe" }, "MQTT_ALLOW_ANONYMOUS"],
+    [{ LOG_LEVEL: "loud" }, "LOG_LEVEL"],
+  ];
+  for (const [env, name] of cases) {
+    assert.throws(() => loadConfig(env), (e: unknown) => {
+      assert.ok(e instanceof ConfigError, `${name}: ${e}`);
+      assert.equal(e.variable, name);
+      assert.match(e.message, new RegExp(`^Invalid ${name}: `));
+      return true;
+    });
+  }
+});
+
+Deno.test("roles select parts of the gateway", () => {
+  assert.deepEqual([...loadConfig({ GATEWAY_ROLES: "uplink, worker" }).roles], ["uplink", "worker"]);
+});
