@@ -4,9 +4,13 @@
  */
 import { and, count, desc, eq, gte, inArray, isNull, lt, or, sql } from "drizzle-orm";
 import { drizzle, type MySql2Database } from "drizzle-orm/mysql2";
+import type { MigrationMeta } from "drizzle-orm/migrator";
 import { migrate } from "drizzle-orm/mysql2/migrator";
 import mysql from "mysql2/promise";
+import { embeddedMigrations } from "./embedded_migrations.ts";
+import { MysqlCommands } from "./mysql_commands.ts";
 import * as schema from "./schema.ts";
+import type { CommandAck, CommandAckOutcome, CommandRecord, NewCommand } from "./store.ts";
 import { machineLogs, machines, machineSlots, transactions } from "./schema.ts";
 import {
   type HeartbeatRecord,
@@ -24,7 +28,10 @@ const DEADLOCK_CODES = new Set(["ER_LOCK_DEADLOCK", "ER_LOCK_WAIT_TIMEOUT"]);
 
 export interface MysqlStoreOptions {
   url: string;
+  /** Read the migrations from this drizzle-kit folder instead of the embedded list. */
   migrationsFolder?: string;
+  /** Defaults to the committed migrations embedded in the program (db/migrations/embedded.ts). */
+  migrations?: readonly MigrationMeta[];
   connectionLimit?: number;
 }
 
@@ -45,7 +52,8 @@ export class MysqlStore implements Store {
   readonly dialect = "mysql" as const;
   readonly pool: mysql.Pool;
   readonly db: MySql2Database<typeof schema>;
-  readonly #migrationsFolder: string;
+  readonly #migrationsFolder?: string;
+  readonly #migrations?: readonly MigrationMeta[];
   #closed?: Promise<void>;
 
   constructor(options: MysqlStoreOptions) {
@@ -58,12 +66,19 @@ export class MysqlStore implements Store {
       connectTimeout: 5000,
     });
     this.db = drizzle(this.pool, { schema, mode: "default" });
-    this.#migrationsFolder = options.migrationsFolder ??
-      new URL("./migrations/mysql", import.meta.url).pathname;
+    this.#migrationsFolder = options.migrationsFolder;
+    this.#migrations = options.migrations;
   }
 
   async migrate(): Promise<void> {
-    await migrate(this.db, { migrationsFolder: this.#migrationsFolder });
+    if (this.#migrationsFolder) return await migrate(this.db, { migrationsFolder: this.#migrationsFolder });
+    // What drizzle's folder migrator does, minus the disk: a bundle or binary has no migrations folder.
+    const { dialect, session } = this.db as unknown as {
+      dialect: { migrate(m: MigrationMeta[], s: unknown, c: { migrationsFolder: string }): Promise<void> };
+      session: unknown;
+    };
+    const migrations = [...(this.#migrations ?? embeddedMigrations("mysql"))];
+    await dialect.migrate(migrations, session, { migrationsFolder: "" });
   }
 
   async ping(): Promise<void> {
@@ -204,6 +219,52 @@ export class MysqlStore implements Store {
       slots,
       recentErrors: errors,
     };
+  }
+
+  // Downlink commands and machine tokens: the SQL is in mysql_commands.ts.
+  machineExists(serialNo: string): Promise<boolean> {
+    return new MysqlCommands(this.db).machineExists(serialNo);
+  }
+
+  setMachineToken(serialNo: string, tokenHash: string | null, at: Date): Promise<boolean> {
+    return new MysqlCommands(this.db).setMachineToken(serialNo, tokenHash, at);
+  }
+
+  getMachineTokenHash(serialNo: string): Promise<string | null> {
+    return new MysqlCommands(this.db).getMachineTokenHash(serialNo);
+  }
+
+  createCommand(command: NewCommand): Promise<{ command: CommandRecord; created: boolean }> {
+    return new MysqlCommands(this.db).createCommand(command);
+  }
+
+  getCommand(messageId: string): Promise<CommandRecord | null> {
+    return new MysqlCommands(this.db).getCommand(messageId);
+  }
+
+  listCommands(serialNo: string, limit: number): Promise<CommandRecord[]> {
+    return new MysqlCommands(this.db).listCommands(serialNo, limit);
+  }
+
+  markCommandSent(messageId: string, at: Date): Promise<void> {
+    return new MysqlCommands(this.db).markCommandSent(messageId, at);
+  }
+
+  finishQueuedCommand(
+    messageId: string,
+    status: "expired" | "failed",
+    at: Date,
+    detail?: Record<string, unknown>,
+  ): Promise<boolean> {
+    return new MysqlCommands(this.db).finishQueuedCommand(messageId, status, at, detail);
+  }
+
+  expireCommands(at: Date): Promise<number> {
+    return new MysqlCommands(this.db).expireCommands(at);
+  }
+
+  recordCommandAck(ack: CommandAck): Promise<CommandAckOutcome> {
+    return new MysqlCommands(this.db).recordCommandAck(ack);
   }
 
   close(): Promise<void> {
