@@ -3,7 +3,7 @@
  * Entry point: reads the configuration once, starts the gateway and its HTTP server, and owns
  * shutdown (SIGINT / SIGTERM → stop taking messages, finish in-flight jobs, close, exit 0).
  */
-import { configure, getConsoleSink, getLogger } from "@logtape/logtape";
+import { configure, getConsoleSink, getLogger, getTextFormatter } from "@logtape/logtape";
 import { ConfigError, loadConfig } from "./config.ts";
 import { Gateway } from "./gateway.ts";
 
@@ -19,7 +19,7 @@ async function main(): Promise<number> {
     throw error;
   }
   await configure({
-    sinks: { console: getConsoleSink() },
+    sinks: { console: getConsoleSink({ formatter: getTextFormatter({ value: "bare" }) }) },
     loggers: [
       { category: ["gateway"], lowestLevel: config.logLevel, sinks: ["console"] },
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["console"] },
