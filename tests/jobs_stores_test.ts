@@ -1,0 +1,93 @@
+/**
+ * @module jobs_stores_test
+ * The worker's job handlers on each store: contract job JSON goes through the queue, the dispatcher
+ * and `processBatch` (the worker's ack / retry / dead-letter rules) into MariaDB and into SQLite, with
+ * the same result. Guards against a handler relying on one dialect's behaviour.
+ */
+import assert from "node:assert/strict";
+import { JOB_HANDLERS } from "../gateway.ts";
+import { encodeBridgePayload } from "../jobs/bridge_payload.ts";
+import { Dispatcher } from "../jobs/dispatcher.ts";
+import type { Alert } from "../jobs/job_handler.ts";
+import { processBatch } from "../jobs/worker.ts";
+import { SqliteQueue } from "../queue/sqlite_queue.ts";
+import { STORE_BACKENDS } from "./store_backends.ts";
+import { uniqueId } from "./support.ts";
+
+const job = (type: string, serialNo: string, payload: Record<string, unknown>, receivedAt: string) =>
+  encodeBridgePayload({ type, serial_no: serialNo, payload, received_at: receivedAt });
+
+for (const backend of STORE_BACKENDS) {
+  Deno.test(`jobs on the ${backend.dialect} store: heartbeat, error, transaction (redelivered), invalid`, async () => {
+    const fixture = await backend.open();
+    const db = SqliteQueue.openDatabase(":memory:");
+    const queue = new SqliteQueue(db, "mqtt_incoming_jobs", { consumerId: "test:worker:0" });
+    try {
+      const { store } = fixture;
+      const alerts: Alert[] = [];
+      const options = {
+        queue,
+        dispatcher: new Dispatcher(JOB_HANDLERS),
+        ctx: { store, alert: (a: Alert) => alerts.push(a) },
+        store,
+        batchSize: 100,
+        maxAttempts: 3,
+        retryBaseMs: 10,
+        retryMaxMs: 50,
+      };
+      const serial = uniqueId("M-");
+      const tx = { transaction_id: uniqueId("T"), slot_no: 5, quantity: 2, amount: 35 };
+      await queue.push(
+        job(
+          "heartbeat",
+          serial,
+          { current_page: 1, temperature: 25.5, firmware: "1.0" },
+          "2026-04-14T09:00:00+08:00",
+        ),
+        job("heartbeat", serial, { current_page: 2, temperature: 26 }, "2026-04-14T09:00:05+08:00"),
+        job(
+          "error",
+          serial,
+          { code: "E101", message: "door open", level: "warning" },
+          "2026-04-14T09:00:01+08:00",
+        ),
+        job("transaction", serial, tx, "2026-04-14T09:00:02+08:00"),
+        job("transaction", serial, tx, "2026-04-14T09:00:02+08:00"),
+        job("heartbeat", serial, { temperature: "hot" }, "2026-04-14T09:00:03+08:00"),
+      );
+      const leases = await queue.lease(100, 0);
+      assert.equal(leases.length, 6);
+      assert.equal(await processBatch(options, leases), 0, "no database outage");
+      // The same transaction once more, in a later batch: a QoS 1 redelivery.
+      await queue.push(job("transaction", serial, tx, "2026-04-14T09:00:09+08:00"));
+      await processBatch(options, await queue.lease(100, 0));
+
+      const m = await store.getMachine(serial);
+      assert.ok(m);
+      assert.equal(m.registered, false);
+      assert.equal(m.currentPage, 2, "the newer heartbeat wins");
+      assert.equal(m.temperature, 26);
+      assert.equal(m.lastHeardAt?.toISOString(), "2026-04-14T01:00:05.000Z");
+      assert.deepEqual(m.slots, [{ slotNo: 5, stock: -2 }], "stock down by the quantity, once");
+      assert.deepEqual(m.recentErrors.map((e) => [e.code, e.level, e.message]), [[
+        "E101",
+        "warning",
+        "door open",
+      ]]);
+      assert.deepEqual(alerts.map((a) => [a.serialNo, a.code]), [[serial, "E101"]]);
+      const rows = await fixture.rows("SELECT transaction_id FROM transactions WHERE serial_no = ?", [
+        serial,
+      ]);
+      assert.deepEqual(rows.map((r) => r.transaction_id), [tx.transaction_id]);
+
+      const depth = await queue.depth();
+      assert.deepEqual(depth, { ready: 0, processing: 0, delayed: 0, dead: 1 });
+      const [dead] = await queue.deadLetters();
+      assert.match(dead!.reason, /Cannot parse heartbeat from .*temperature/);
+    } finally {
+      await queue.close();
+      db.close();
+      await fixture.cleanup();
+    }
+  });
+}
