@@ -63,6 +63,7 @@ const schema = {
   JOB_RETRY_MAX_MS: int(1, 86_400_000).default(60_000),
   ALERT_WEBHOOK_URL: url(["http", "https"]).optional(),
   COMMAND_TTL_SECONDS: int(1, 30 * 86400).default(300),
+  MACHINE_ONLINE_SECONDS: int(1, 30 * 86400).default(180),
   GATEWAY_ROLES: z.string().default(ROLES.join(",")),
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
 } as const;
@@ -101,6 +102,8 @@ export interface Config {
   };
   alertWebhookUrl?: string;
   commandTtlSeconds: number;
+  /** A machine heard from within this many seconds counts as online (`GET /api/v1/machines`). */
+  machineOnlineSeconds: number;
   roles: ReadonlySet<Role>;
   logLevel: (typeof LOG_LEVELS)[number];
 }
@@ -171,6 +174,7 @@ export function loadConfig(env: Env): Config {
     },
     alertWebhookUrl: r.ALERT_WEBHOOK_URL,
     commandTtlSeconds: r.COMMAND_TTL_SECONDS,
+    machineOnlineSeconds: r.MACHINE_ONLINE_SECONDS,
     roles,
     logLevel: r.LOG_LEVEL,
   };

@@ -6,12 +6,16 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { Hono } from "hono";
+import { randomBytes } from "node:crypto";
+import type { BrokerAuth } from "./auth/broker_auth.ts";
+import { CommandCenter } from "./bridge/command_center.ts";
 import { MqttConnection } from "./bridge/mqtt_connection.ts";
 import { startUplink } from "./bridge/uplink.ts";
 import type { Config } from "./config.ts";
 import { openStore } from "./db/open_store.ts";
 import type { Store } from "./db/store.ts";
 import { Alerter } from "./jobs/alerter.ts";
+import { commandAckJob } from "./jobs/command_ack.ts";
 import { Dispatcher } from "./jobs/dispatcher.ts";
 import { errorJob } from "./jobs/error.ts";
 import { heartbeatJob } from "./jobs/heartbeat.ts";
@@ -27,7 +31,7 @@ import { type Check, healthRoutes } from "./routes/health.ts";
 const log = getLogger(["gateway"]);
 
 /** The job types the worker knows; one file each under `jobs/`. */
-export const JOB_HANDLERS: readonly JobHandler[] = [heartbeatJob, errorJob, transactionJob];
+export const JOB_HANDLERS: readonly JobHandler[] = [heartbeatJob, errorJob, transactionJob, commandAckJob];
 
 type Cleanup = { name: string; run: () => Promise<void> | void };
 
@@ -35,6 +39,8 @@ export class Gateway {
   readonly config: Config;
   readonly metrics: Metrics;
   readonly app: Hono;
+  /** Bearer token of `/api/*`: `API_TOKEN`, or a random one made here (main.ts prints it). */
+  readonly apiToken: string;
   readonly #controller = new AbortController();
   readonly #cleanups: Cleanup[] = [];
   readonly #loops: Promise<void>[] = [];
@@ -42,12 +48,14 @@ export class Gateway {
   #queues?: QueueBackend;
   #incoming?: ReliableQueue;
   #connection?: MqttConnection;
+  #commands?: CommandCenter;
   #started = false;
   #closing?: Promise<void>;
 
   constructor(config: Config) {
     this.config = config;
     this.metrics = createMetrics();
+    this.apiToken = config.http.apiToken ?? randomBytes(24).toString("base64url");
     this.app = new Hono();
     this.app.onError(onError);
     this.app.notFound(notFound);
@@ -65,6 +73,11 @@ export class Gateway {
     return this.#connection;
   }
 
+  /** Who may connect and use which topics (machines by token, the gateway itself): for a broker. */
+  get brokerAuth(): BrokerAuth | undefined {
+    return this.#commands?.brokerAuth;
+  }
+
   /** Opens the backends the roles need, migrates, mounts routes and starts the loops. */
   async start(): Promise<void> {
     if (this.#started) throw new Error("Gateway already started");
@@ -72,7 +85,8 @@ export class Gateway {
     const { config } = this;
     const roles = config.roles;
     const needsStore = roles.has("worker") || roles.has("api") || roles.has("downlink");
-    const needsQueue = roles.has("uplink") || roles.has("worker") || roles.has("downlink");
+    const needsQueue = roles.has("uplink") || roles.has("worker") || roles.has("downlink") ||
+      roles.has("api");
     const needsBroker = roles.has("uplink") || roles.has("downlink");
 
     try {
@@ -89,6 +103,16 @@ export class Gateway {
         this.#onClose("queues", () => queues.close());
         this.#incoming = queues.queue(config.redis.incomingQueue, `${config.mqtt.clientId}:uplink`);
       }
+      // Commands, machine credentials and the HTTP API; built before the broker, whose auth it provides.
+      const commands = new CommandCenter({
+        config,
+        apiToken: this.apiToken,
+        store: this.#store,
+        queues: this.#queues,
+        metrics: this.metrics,
+        signal: this.signal,
+      });
+      this.#commands = commands;
       if (needsBroker) {
         if (!config.mqtt.url) {
           throw new Error("The embedded broker is not available in this build: set MQTT_URL");
@@ -120,6 +144,9 @@ export class Gateway {
           signal: this.signal,
         });
       }
+      // Closed before the broker connection and queues, once its loops have finished.
+      this.#onClose("commands", () => commands.close());
+      await commands.start(this.#connection);
       this.#mountRoutes();
     } catch (error) {
       await this.close();
@@ -138,7 +165,7 @@ export class Gateway {
       const loop = runWorker({
         queue,
         dispatcher,
-        ctx: { store: this.#store!, alert: alerter.alert },
+        ctx: { store: this.#store!, alert: alerter.alert, metrics: this.metrics },
         store: this.#store!,
         batchSize: config.worker.batchSize,
         maxAttempts: config.worker.maxAttempts,
@@ -162,6 +189,7 @@ export class Gateway {
     if (this.#queues) checks.queue = () => this.#queues!.ping();
     if (this.#store) checks.database = () => this.#store!.ping();
     this.app.route("/", healthRoutes({ checks, status: () => this.status(), metrics: this.metrics }));
+    if (this.#commands?.api) this.app.route("/", this.#commands.api);
   }
 
   /** What `GET /mqtt/status` shows. */

@@ -208,14 +208,22 @@ export class MqttConnection {
     this.#subscribed = this.#checkGranted(granted);
   }
 
+  /**
+   * Resolves once the broker acknowledged it (QoS 1: PUBACK). `expirySeconds` (MQTT 5 only; ignored
+   * on 3.1.1) lets the broker drop the message if it cannot deliver it in time.
+   */
   async publish(
     topic: string,
     payload: string | Uint8Array,
-    options: { qos?: 0 | 1 | 2; retain?: boolean } = {},
+    options: { qos?: 0 | 1 | 2; retain?: boolean; expirySeconds?: number } = {},
   ): Promise<void> {
+    const expiry = options.expirySeconds;
     await this.client.publishAsync(topic, payload as string, {
       qos: options.qos ?? 1,
       retain: options.retain,
+      properties: this.#options.protocolVersion === 5 && expiry !== undefined
+        ? { messageExpiryInterval: Math.max(1, Math.ceil(expiry)) }
+        : undefined,
     });
   }
 

@@ -7,8 +7,10 @@ import { drizzle, type MySql2Database } from "drizzle-orm/mysql2";
 import type { MigrationMeta } from "drizzle-orm/migrator";
 import { migrate } from "drizzle-orm/mysql2/migrator";
 import mysql from "mysql2/promise";
+import { MysqlCommands } from "./mysql_commands.ts";
 import { embeddedMigrations } from "./embedded_migrations.ts";
 import * as schema from "./schema.ts";
+import type { CommandAck, CommandAckOutcome, CommandRecord, NewCommand } from "./store.ts";
 import { machineLogs, machines, machineSlots, transactions } from "./schema.ts";
 import {
   type HeartbeatRecord,
@@ -217,6 +219,52 @@ export class MysqlStore implements Store {
       slots,
       recentErrors: errors,
     };
+  }
+
+  // Downlink commands and machine tokens: the SQL is in mysql_commands.ts.
+  machineExists(serialNo: string): Promise<boolean> {
+    return new MysqlCommands(this.db).machineExists(serialNo);
+  }
+
+  setMachineToken(serialNo: string, tokenHash: string | null, at: Date): Promise<boolean> {
+    return new MysqlCommands(this.db).setMachineToken(serialNo, tokenHash, at);
+  }
+
+  getMachineTokenHash(serialNo: string): Promise<string | null> {
+    return new MysqlCommands(this.db).getMachineTokenHash(serialNo);
+  }
+
+  createCommand(command: NewCommand): Promise<{ command: CommandRecord; created: boolean }> {
+    return new MysqlCommands(this.db).createCommand(command);
+  }
+
+  getCommand(messageId: string): Promise<CommandRecord | null> {
+    return new MysqlCommands(this.db).getCommand(messageId);
+  }
+
+  listCommands(serialNo: string, limit: number): Promise<CommandRecord[]> {
+    return new MysqlCommands(this.db).listCommands(serialNo, limit);
+  }
+
+  markCommandSent(messageId: string, at: Date): Promise<void> {
+    return new MysqlCommands(this.db).markCommandSent(messageId, at);
+  }
+
+  finishQueuedCommand(
+    messageId: string,
+    status: "expired" | "failed",
+    at: Date,
+    detail?: Record<string, unknown>,
+  ): Promise<boolean> {
+    return new MysqlCommands(this.db).finishQueuedCommand(messageId, status, at, detail);
+  }
+
+  expireCommands(at: Date): Promise<number> {
+    return new MysqlCommands(this.db).expireCommands(at);
+  }
+
+  recordCommandAck(ack: CommandAck): Promise<CommandAckOutcome> {
+    return new MysqlCommands(this.db).recordCommandAck(ack);
   }
 
   close(): Promise<void> {

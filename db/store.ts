@@ -64,6 +64,51 @@ export interface MachineQuery {
   onlineSince?: Date;
 }
 
+/** A downlink command's lifecycle (see bridge/downlink.ts); the last three are terminal. */
+export const COMMAND_STATUSES = ["queued", "sent", "delivered", "succeeded", "failed", "expired"] as const;
+export type CommandStatus = (typeof COMMAND_STATUSES)[number];
+
+export interface CommandRecord {
+  messageId: string;
+  serialNo: string;
+  command: string;
+  payload: Record<string, unknown>;
+  status: CommandStatus;
+  /** "api" (HTTP) or "queue" (a producer's RPUSH). */
+  source: string;
+  /** The machine's last ack (its JSON minus message_id), or the gateway's note on a failure. */
+  detail: Record<string, unknown> | null;
+  expiresAt: Date;
+  createdAt: Date;
+  /** When the broker acknowledged the publish (PUBACK). */
+  sentAt: Date | null;
+  /** When the machine last acknowledged it. */
+  ackedAt: Date | null;
+  updatedAt: Date;
+}
+
+export interface NewCommand {
+  messageId: string;
+  serialNo: string;
+  command: string;
+  payload: Record<string, unknown>;
+  source: "api" | "queue";
+  createdAt: Date;
+  expiresAt: Date;
+}
+
+export interface CommandAck {
+  messageId: string;
+  /** The machine that sent the ack (from its topic). */
+  serialNo: string;
+  status: "delivered" | "succeeded" | "failed";
+  detail: Record<string, unknown>;
+  at: Date;
+}
+
+/** applied: recorded; stale: the command was already past that point; unknown / wrong_machine: ignored. */
+export type CommandAckOutcome = "applied" | "stale" | "unknown" | "wrong_machine";
+
 export interface Store {
   readonly dialect: "mysql" | "sqlite";
   /** Applies the committed migrations. */
@@ -77,6 +122,47 @@ export interface Store {
   recordTransactions(rows: readonly TransactionRecord[]): Promise<TransactionOutcome>;
   listMachines(query: MachineQuery): Promise<{ items: MachineSummary[]; total: number }>;
   getMachine(serialNo: string): Promise<MachineDetail | null>;
+  /** True when `machines` has a row for `serialNo` (registered or heard from). */
+  machineExists(serialNo: string): Promise<boolean>;
+  /**
+   * Sets a machine's token hash (hex SHA-256) and `token_issued_at`, marking it registered and
+   * creating it if needed; `null` clears the hash (revoke). Returns false only when clearing a
+   * machine that does not exist.
+   */
+  setMachineToken(serialNo: string, tokenHash: string | null, at: Date): Promise<boolean>;
+  /** The machine's current token hash, or null (unknown machine, never issued, or revoked). */
+  getMachineTokenHash(serialNo: string): Promise<string | null>;
+  /**
+   * Inserts a command with status `queued` unless its message_id exists (idempotent: the same id
+   * accepted twice is one command). Returns the stored row and whether this call inserted it.
+   */
+  createCommand(command: NewCommand): Promise<{ command: CommandRecord; created: boolean }>;
+  getCommand(messageId: string): Promise<CommandRecord | null>;
+  /** A machine's commands, newest first. */
+  listCommands(serialNo: string, limit: number): Promise<CommandRecord[]>;
+  /**
+   * The broker acknowledged the publish: sets `sent_at` if unset and moves `queued` → `sent`. Any
+   * other status is kept (a machine's ack can be recorded before the PUBACK is).
+   */
+  markCommandSent(messageId: string, at: Date): Promise<void>;
+  /**
+   * Ends a command the gateway will not publish: `queued` → `expired` or `failed` (with `detail`).
+   * Only from `queued`; returns whether it changed.
+   */
+  finishQueuedCommand(
+    messageId: string,
+    status: "expired" | "failed",
+    at: Date,
+    detail?: Record<string, unknown>,
+  ): Promise<boolean>;
+  /** TTL sweep: every `queued`, `sent` or `delivered` command with `expires_at <= at` → `expired`. Returns how many. */
+  expireCommands(at: Date): Promise<number>;
+  /**
+   * Records a machine's ack when `ack.serialNo` is the command's target: `delivered` from
+   * queued/sent; `succeeded`/`failed` from queued/sent/delivered, and from `expired` when the command
+   * had been published (the machine's real outcome beats the timeout). Sets `acked_at` and `detail`.
+   */
+  recordCommandAck(ack: CommandAck): Promise<CommandAckOutcome>;
   close(): Promise<void>;
 }
 

@@ -6,6 +6,7 @@
  */
 import type { z } from "zod";
 import type { Store } from "../db/store.ts";
+import type { Metrics } from "../metrics.ts";
 
 export interface Job<T> {
   serialNo: string;
@@ -25,6 +26,8 @@ export interface JobContext {
   store: Store;
   /** Raises an alert; never throws (a failing webhook is logged, not retried as the job). */
   alert(alert: Alert): void;
+  /** The gateway's metrics, for handlers that count outcomes (e.g. command statuses). */
+  metrics?: Metrics;
 }
 
 export interface JobHandler<T = unknown> {

@@ -1,0 +1,41 @@
+/**
+ * @module machine_acl
+ * The topic policy, as pure functions (no I/O), shared by the EMQX HTTP hook, the embedded
+ * broker and the Redis ACL entries the gateway writes for EMQX's Redis authorizer:
+ *
+ * - a machine (username = its serial_no) may publish only to its own uplink topics
+ *   `machine/{serial}/heartbeat|error|transaction|command/ack`, and subscribe only to its own
+ *   `machine/{serial}/command`; wildcards, `$share/…` and every other topic are denied;
+ * - the gateway's own identity may publish and subscribe anywhere (it alone publishes commands);
+ * - anything else is denied.
+ */
+import { UPLINK_TYPES } from "../bridge/uplink.ts";
+import { SERIAL_NO } from "../jobs/bridge_payload.ts";
+import type { MqttAction } from "./broker_auth.ts";
+
+export interface MachineTopics {
+  publish: string[];
+  subscribe: string[];
+}
+
+/** The exact topics a machine may use; nothing else is allowed for it. */
+export function machineTopics(serialNo: string): MachineTopics {
+  return {
+    publish: Object.keys(UPLINK_TYPES).map((suffix) => `machine/${serialNo}/${suffix}`),
+    subscribe: [`machine/${serialNo}/command`],
+  };
+}
+
+/** Deny by default: true only for the gateway, or a machine on one of its own topics. */
+export function isTopicAllowed(
+  who: { username: string; gateway: boolean },
+  action: MqttAction | string,
+  topic: string,
+): boolean {
+  if (who.gateway) return true;
+  if (!SERIAL_NO.test(who.username)) return false;
+  const allowed = machineTopics(who.username);
+  if (action === "publish") return allowed.publish.includes(topic);
+  if (action === "subscribe") return allowed.subscribe.includes(topic);
+  return false;
+}

@@ -1,0 +1,130 @@
+/**
+ * @module machine_credentials
+ * Machine tokens (seed 004's B014): issue, rotate, revoke, verify. A token is 32 random bytes
+ * (base64url), shown once; only its hex SHA-256 is stored, in the database (`machines.api_token_hash`,
+ * the source of truth) and in Redis (`machine_auth:{serial}`, what EMQX reads). Issuing again
+ * rotates: the old token stops working at once. Verification reads Redis when there is one and
+ * falls back to the database when the key is missing (re-seeding it) or Redis is unreachable.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { getLogger } from "@logtape/logtape";
+import type { Store } from "../db/store.ts";
+import { ConflictError, NotFoundError, UnavailableError, ValidationError } from "../errors.ts";
+import { SERIAL_NO } from "../jobs/bridge_payload.ts";
+import { constantTimeEqual } from "../lib/constant_time_equal.ts";
+import type { CredentialCache } from "./credential_cache.ts";
+import { machineTopics } from "./machine_acl.ts";
+
+const log = getLogger(["gateway", "auth"]);
+
+/** Hex SHA-256 of a token: what the database and `machine_auth:{serial}` hold. */
+export function hashToken(token: string): string {
+  return createHash("sha256").update(token, "utf8").digest("hex");
+}
+
+export interface MachineCredentialsOptions {
+  store: Store;
+  /** Redis, when the gateway has one; without it the database alone is used. */
+  cache?: CredentialCache;
+  /** The gateway's own MQTT username: no machine may take it. */
+  gatewayUsername?: string;
+  now?: () => Date;
+}
+
+export class MachineCredentials {
+  readonly #o: MachineCredentialsOptions;
+  readonly #now: () => Date;
+
+  constructor(options: MachineCredentialsOptions) {
+    this.#o = options;
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  /** Issues (or rotates) a machine's token; registers the machine if it is new. */
+  async issue(serialNo: string): Promise<{ serialNo: string; token: string; issuedAt: Date }> {
+    this.#checkSerial(serialNo);
+    if (this.#o.gatewayUsername && serialNo === this.#o.gatewayUsername) {
+      throw new ConflictError(`Cannot issue a token for ${serialNo}: it is the gateway's own MQTT username`);
+    }
+    const token = randomBytes(32).toString("base64url");
+    const hash = hashToken(token);
+    const issuedAt = this.#now();
+    await this.#o.store.setMachineToken(serialNo, hash, issuedAt);
+    if (this.#o.cache) {
+      try {
+        await this.#o.cache.set(serialNo, hash, machineTopics(serialNo));
+      } catch (error) {
+        // The database already holds the new hash; Redis may still hold the old one. Retrying
+        // the request issues a fresh token and converges both.
+        throw new UnavailableError(
+          `Cannot store the token of ${serialNo} in Redis (the broker reads it there); retry`,
+          { cause: error },
+        );
+      }
+    }
+    log.info("Issued a token for machine {serialNo}", { serialNo });
+    return { serialNo, token, issuedAt };
+  }
+
+  /** Revokes a machine's token: it stops working for new connections at once. */
+  async revoke(serialNo: string): Promise<void> {
+    this.#checkSerial(serialNo);
+    const found = await this.#o.store.setMachineToken(serialNo, null, this.#now());
+    if (!found) throw new NotFoundError(`No machine ${serialNo}`);
+    if (this.#o.cache) {
+      try {
+        await this.#o.cache.delete(serialNo);
+      } catch (error) {
+        throw new UnavailableError(`Cannot remove the token of ${serialNo} from Redis; retry`, {
+          cause: error,
+        });
+      }
+    }
+    log.info("Revoked the token of machine {serialNo}", { serialNo });
+  }
+
+  /** True when `token` is the machine's current token. Never throws for bad input. */
+  async verify(serialNo: string, token: string): Promise<boolean> {
+    if (!SERIAL_NO.test(serialNo) || !token) return false;
+    const hash = hashToken(token);
+    const cache = this.#o.cache;
+    if (cache) {
+      try {
+        const cached = await cache.get(serialNo);
+        if (cached !== null) return constantTimeEqual(hash, cached);
+      } catch (error) {
+        log.warn("Redis unreachable while verifying {serialNo}, using the database: {error}", {
+          serialNo,
+          error,
+        });
+        return this.#verifyInDb(serialNo, hash, false);
+      }
+    }
+    return this.#verifyInDb(serialNo, hash, cache !== undefined);
+  }
+
+  /** Writes the gateway's own identity for EMQX's Redis authenticator (superuser). */
+  async syncGatewayIdentity(username: string, password: string): Promise<void> {
+    if (!this.#o.cache || !username || !password) return;
+    await this.#o.cache.setSuperuser(username, hashToken(password));
+  }
+
+  async #verifyInDb(serialNo: string, hash: string, reseed: boolean): Promise<boolean> {
+    const stored = await this.#o.store.getMachineTokenHash(serialNo);
+    if (stored === null) return false;
+    const ok = constantTimeEqual(hash, stored);
+    if (reseed) {
+      // Redis lost the key (flushed, restarted without persistence): put it back for EMQX.
+      await this.#o.cache!.set(serialNo, stored, machineTopics(serialNo)).catch((error) =>
+        log.warn("Cannot re-seed the Redis credentials of {serialNo}: {error}", { serialNo, error })
+      );
+    }
+    return ok;
+  }
+
+  #checkSerial(serialNo: string): void {
+    if (!SERIAL_NO.test(serialNo)) {
+      throw new ValidationError(`Invalid serial_no "${serialNo}": expected 1-64 of A-Z a-z 0-9 _ -`);
+    }
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * @module outgoing_command
+ * The element of `mqtt_outgoing_commands` and the downlink payload on `machine/{target}/command`,
+ * byte-compatible with seed 004 and a Laravel `MqttCommandService`:
+ * `{"target": "M-001", "command": "dispense", "payload": {…}, "message_id": "MSG_…"}`, in that key
+ * order. A producer may leave out `message_id` (the gateway then makes one) and may send PHP's
+ * empty array `[]` as the payload (read as `{}`).
+ */
+import { randomBytes } from "node:crypto";
+import { z } from "zod";
+import { SERIAL_NO } from "../jobs/bridge_payload.ts";
+
+export const COMMAND_NAME = /^[A-Za-z0-9_.:-]{1,64}$/;
+export const MESSAGE_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+export const outgoingCommandSchema = z.looseObject({
+  target: z.string().regex(SERIAL_NO, "is not a valid serial_no"),
+  command: z.string().regex(COMMAND_NAME, "must be 1-64 of A-Z a-z 0-9 _ . : -"),
+  payload: z.union([
+    z.record(z.string(), z.unknown()),
+    z.array(z.unknown()).max(0).transform(() => ({})),
+    z.null().transform(() => ({})),
+  ]).optional().transform((p) => p ?? {}),
+  message_id: z.union([z.string(), z.number().int().transform(String)]).nullable().optional()
+    .transform((v) => v === null || v === undefined || v === "" ? undefined : v)
+    .refine((v) => v === undefined || MESSAGE_ID.test(v), "must be 1-64 of A-Z a-z 0-9 _ . : -"),
+});
+
+export type OutgoingCommand = z.output<typeof outgoingCommandSchema>;
+
+export interface CommandMessage {
+  target: string;
+  command: string;
+  payload: Record<string, unknown>;
+  message_id: string;
+}
+
+/** Serialises with the contract's key order (the bytes the Go gateway of seed 004 sent). */
+export function encodeCommandMessage(m: CommandMessage): string {
+  return JSON.stringify({
+    target: m.target,
+    command: m.command,
+    payload: m.payload,
+    message_id: m.message_id,
+  });
+}
+
+/** `MSG_` + milliseconds + 8 random hex digits: unique, and sorts by time like seed 004's ids. */
+export function newMessageId(now = Date.now()): string {
+  return `MSG_${now}${randomBytes(4).toString("hex")}`;
+}
+
+export function commandTopic(serialNo: string): string {
+  return `machine/${serialNo}/command`;
+}
