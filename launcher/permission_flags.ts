@@ -46,19 +46,21 @@ export function netAddress(url: string): string {
   return `${u.hostname}:${port}`;
 }
 
-/** A listen address; port 0 (any free port) can only be granted as the whole host. */
-function listenAddresses(host: string, port: number): string[] {
+/**
+ * A listen address; port 0 (any free port) can only be granted as the whole host. `dialBack`: the
+ * gateway also connects to it (its own client of the embedded broker dials loopback for a wildcard).
+ */
+function listenAddresses(host: string, port: number, dialBack = false): string[] {
   const h = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
   const one = (name: string) => (port === 0 ? name : `${name}:${port}`);
-  // Listening on every interface: local clients (the gateway's own, health checks) dial loopback.
-  return WILDCARD_HOSTS.has(h) ? [one(h), one("127.0.0.1"), one("localhost")] : [one(h)];
+  return dialBack && WILDCARD_HOSTS.has(h) ? [one(h), one("127.0.0.1")] : [one(h)];
 }
 
 /** The hosts the gateway may dial or listen on for `config`, sorted and without duplicates. */
 export function netAllowList(config: Config): string[] {
   const hosts: string[] = [];
   if (config.mqtt.url) hosts.push(netAddress(config.mqtt.url));
-  else hosts.push(...listenAddresses(config.mqtt.listenHost, config.mqtt.listenPort));
+  else hosts.push(...listenAddresses(config.mqtt.listenHost, config.mqtt.listenPort, true));
   if (config.redis.url) hosts.push(netAddress(config.redis.url));
   if (config.database.url) hosts.push(netAddress(config.database.url));
   if (config.alertWebhookUrl) hosts.push(netAddress(config.alertWebhookUrl));

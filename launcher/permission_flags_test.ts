@@ -24,11 +24,9 @@ Deno.test("external services: their hosts and ports, the HTTP listen address, no
   });
   assert.deepEqual(netAllowList(config), [
     "0.0.0.0:5200",
-    "127.0.0.1:5200",
     "db.internal:3306",
     "emqx:1883",
     "hooks.example.com:443",
-    "localhost:5200",
     "redis:6379",
   ]);
   const flags = permissionFlags(config);
@@ -50,6 +48,11 @@ Deno.test("nothing configured: the embedded broker's and HTTP listen addresses o
   assert.deepEqual(flag(permissionFlags(config), "--allow-write"), ["./data"]);
 });
 
+Deno.test("the embedded broker on every interface: its own client dials it on loopback", () => {
+  const config = loadConfig({ MQTT_LISTEN_HOST: "0.0.0.0", MQTT_LISTEN_PORT: "1883", HTTP_PORT: "5200" });
+  assert.deepEqual(netAllowList(config), ["0.0.0.0:1883", "0.0.0.0:5200", "127.0.0.1:1883"]);
+});
+
 Deno.test("seed names, explicit ports, IPv6, port 0, device proxies and the proxies file", () => {
   const config = loadConfig({
     MQTT_BROKER_HOST: "broker.lan",
@@ -65,11 +68,9 @@ Deno.test("seed names, explicit ports, IPv6, port 0, device proxies and the prox
   });
   assert.deepEqual(netAllowList(config), [
     "10.0.0.5:5555",
-    "127.0.0.1",
     "[::1]:6380",
     "[::]",
     "broker.lan:11883",
-    "localhost",
     "proxy-2.lan:443",
   ]);
   assert.deepEqual(flag(permissionFlags(config, "conf/proxies.json"), "--allow-read"), [
