@@ -5,6 +5,7 @@
  * result down. A bad value is a {@link ConfigError} naming the variable, never a silent default.
  */
 import { z } from "zod";
+import { parseProxyRegistry, type ProxyConfig } from "./devices/proxy_registry.ts";
 
 /** Thrown when an environment variable has a value the gateway cannot use. */
 export class ConfigError extends Error {
@@ -66,6 +67,10 @@ const schema = {
   MACHINE_ONLINE_SECONDS: int(1, 30 * 86400).default(180),
   GATEWAY_ROLES: z.string().default(ROLES.join(",")),
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
+  DEVICE_PROXIES: z.string().optional(),
+  DEVICE_PROXIES_FILE: z.string().min(1).optional(),
+  DEVICE_EVENT_BUFFER: int(0, 1_000_000).default(1000),
+  DEVICE_SUMMARY_INTERVAL_MS: int(0, 86_400_000).default(60_000),
 } as const;
 
 type Env = Record<string, string | undefined>;
@@ -106,6 +111,13 @@ export interface Config {
   machineOnlineSeconds: number;
   roles: ReadonlySet<Role>;
   logLevel: (typeof LOG_LEVELS)[number];
+  /** Seed 000's device service (role `devices`); see `devices/proxy_registry.ts`. */
+  devices: {
+    /** From `DEVICE_PROXIES` (JSON array) or the file named by `DEVICE_PROXIES_FILE`; empty: off. */
+    proxies: ProxyConfig[];
+    eventBuffer: number;
+    summaryIntervalMs: number;
+  };
 }
 
 /** Validates `env` (normally `Deno.env.toObject()`) into a {@link Config}; throws {@link ConfigError}. */
@@ -177,7 +189,39 @@ export function loadConfig(env: Env): Config {
     machineOnlineSeconds: r.MACHINE_ONLINE_SECONDS,
     roles,
     logLevel: r.LOG_LEVEL,
+    devices: {
+      proxies: loadProxies(r.DEVICE_PROXIES, r.DEVICE_PROXIES_FILE),
+      eventBuffer: r.DEVICE_EVENT_BUFFER,
+      summaryIntervalMs: r.DEVICE_SUMMARY_INTERVAL_MS,
+    },
   };
+}
+
+/** The proxy registry from `DEVICE_PROXIES` or the file `DEVICE_PROXIES_FILE` names (not both). */
+function loadProxies(inline: string | undefined, file: string | undefined): ProxyConfig[] {
+  if (inline !== undefined && file !== undefined) {
+    throw new ConfigError(
+      "DEVICE_PROXIES_FILE",
+      "set either DEVICE_PROXIES or DEVICE_PROXIES_FILE, not both",
+    );
+  }
+  const [variable, read] = inline !== undefined
+    ? ["DEVICE_PROXIES", () => inline] as const
+    : file !== undefined
+    ? ["DEVICE_PROXIES_FILE", () => Deno.readTextFileSync(file)] as const
+    : [null, null];
+  if (!variable) return [];
+  let text: string;
+  try {
+    text = read();
+  } catch (error) {
+    throw new ConfigError(variable, `cannot read ${file}: ${(error as Error).message}`, { cause: error });
+  }
+  try {
+    return parseProxyRegistry(text);
+  } catch (error) {
+    throw new ConfigError(variable, (error as Error).message, { cause: error });
+  }
 }
 
 /** The names of every variable {@link loadConfig} reads (used by docs and the compose check). */

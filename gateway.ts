@@ -13,6 +13,7 @@ import { MqttConnection } from "./bridge/mqtt_connection.ts";
 import { startUplink } from "./bridge/uplink.ts";
 import type { Config } from "./config.ts";
 import { openStore } from "./db/open_store.ts";
+import { DeviceService } from "./devices/device_service.ts";
 import type { Store } from "./db/store.ts";
 import { Alerter } from "./jobs/alerter.ts";
 import { commandAckJob } from "./jobs/command_ack.ts";
@@ -27,6 +28,7 @@ import { openQueueBackend, type QueueBackend } from "./queue/open_queues.ts";
 import type { ReliableQueue } from "./queue/reliable_queue.ts";
 import { notFound, onError } from "./routes/error_handler.ts";
 import { type Check, healthRoutes } from "./routes/health.ts";
+import { proxyRoutes } from "./routes/proxies.ts";
 
 const log = getLogger(["gateway"]);
 
@@ -49,6 +51,7 @@ export class Gateway {
   #incoming?: ReliableQueue;
   #connection?: MqttConnection;
   #commands?: CommandCenter;
+  #devices?: DeviceService;
   #started = false;
   #closing?: Promise<void>;
 
@@ -78,6 +81,11 @@ export class Gateway {
     return this.#commands?.brokerAuth;
   }
 
+  /** The device service (role `devices` with proxies configured); register MQTT handlers on it. */
+  get devices(): DeviceService | undefined {
+    return this.#devices;
+  }
+
   /** Opens the backends the roles need, migrates, mounts routes and starts the loops. */
   async start(): Promise<void> {
     if (this.#started) throw new Error("Gateway already started");
@@ -87,7 +95,9 @@ export class Gateway {
     const needsStore = roles.has("worker") || roles.has("api") || roles.has("downlink");
     const needsQueue = roles.has("uplink") || roles.has("worker") || roles.has("downlink") ||
       roles.has("api");
-    const needsBroker = roles.has("uplink") || roles.has("downlink");
+    // The device service needs only the broker, so an edge box can run `GATEWAY_ROLES=devices` alone.
+    const devicesOn = roles.has("devices") && config.devices.proxies.length > 0;
+    const needsBroker = roles.has("uplink") || roles.has("downlink") || devicesOn;
 
     try {
       if (needsStore) {
@@ -144,6 +154,20 @@ export class Gateway {
           signal: this.signal,
         });
       }
+      if (devicesOn) {
+        const devices = new DeviceService({
+          connection: this.#connection!,
+          proxies: config.devices.proxies,
+          bufferSize: config.devices.eventBuffer,
+          summaryIntervalMs: config.devices.summaryIntervalMs,
+          metrics: this.metrics,
+        });
+        this.#devices = devices;
+        this.#onClose("devices", () => devices.close());
+        await devices.start();
+      } else if (roles.has("devices") && roles.size === 1) {
+        log.warn("Role devices has no proxies to check: set DEVICE_PROXIES or DEVICE_PROXIES_FILE");
+      }
       // Closed before the broker connection and queues, once its loops have finished.
       this.#onClose("commands", () => commands.close());
       await commands.start(this.#connection);
@@ -190,6 +214,7 @@ export class Gateway {
     if (this.#store) checks.database = () => this.#store!.ping();
     this.app.route("/", healthRoutes({ checks, status: () => this.status(), metrics: this.metrics }));
     if (this.#commands?.api) this.app.route("/", this.#commands.api);
+    if (this.#devices) this.app.route("/", proxyRoutes(this.#devices));
   }
 
   /** What `GET /mqtt/status` shows. */
@@ -238,6 +263,7 @@ export class Gateway {
         rejected_by_reason: rejected.by,
       },
       queues: depths,
+      devices: this.#devices?.status() ?? null,
     };
   }
 

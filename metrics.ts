@@ -73,6 +73,17 @@ export function createMetrics() {
       labelNames: ["queue", "state"] as const,
       registers,
     }),
+    devicesChecks: new Counter({
+      name: "gateway_devices_checks_total",
+      help: "Proxy health checks made by the device service, by resulting status",
+      labelNames: ["status"] as const,
+      registers,
+    }),
+    devicesEventsDropped: new Counter({
+      name: "gateway_devices_events_dropped_total",
+      help: "Device events dropped (oldest first) because the offline buffer was full",
+      registers,
+    }),
     memory: new Gauge({
       name: "gateway_process_memory_bytes",
       help: "Process memory from Deno.memoryUsage(), by kind",
