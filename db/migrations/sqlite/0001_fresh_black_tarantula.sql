@@ -1,0 +1,1 @@
+CREATE INDEX `machine_commands_status_expires_at` ON `machine_commands` (`status`,`expires_at`);
