@@ -111,6 +111,13 @@ Deno.test("compose: EMQX authenticates and authorizes through the gateway's hook
     assert.ok(authz.includes(`${field} = "\${${field}}"`), `authz body has ${field}`);
   }
   assert.equal(env.EMQX_AUTHORIZATION__NO_MATCH, "deny");
+
+  // The same hooks as the stand-alone EMQX configuration in deploy/emqx/http/emqx.conf.
+  const conf = Deno.readTextFileSync(join(REPO_ROOT, "deploy/emqx/http/emqx.conf"));
+  const urls = [...conf.matchAll(/url = "([^"]+)"/g)].map((m) => m[1]);
+  assert.deepEqual(urls, [`http://gateway:${port}/emqx/authn`, `http://gateway:${port}/emqx/authz`]);
+  const fields = (text: string) => [...text.matchAll(/(\w+) = "\$\{(\w+)\}"/g)].map((m) => `${m[1]}=${m[2]}`);
+  assert.deepEqual([...fields(authn), ...fields(authz)], fields(conf), "the same request bodies");
 });
 
 Deno.test("Dockerfile: multi-stage on Deno's official image (the tested version), non-root, no -A", async () => {
