@@ -35,6 +35,15 @@ end
 local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return nxt[2] or false`;
 
+// KEYS: processing, attempts. ARGV: n, n attempt hashes to clear, then the raws to remove. The
+// processing list holds the newest lease at its head, so in lease order each raw is found at the
+// tail (LREM -1): O(1) each instead of a scan; one script instead of a MULTI of 2n commands.
+const ACK = `
+local n = tonumber(ARGV[1])
+for i = 2, n + 1 do redis.call('HDEL', KEYS[2], ARGV[i]) end
+for i = n + 2, #ARGV do redis.call('LREM', KEYS[1], -1, ARGV[i]) end
+return 0`;
+
 const PUT_BACK_ALL = `
 local n = 0
 while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'LEFT') do n = n + 1 end
@@ -123,12 +132,16 @@ export class RedisQueue implements ReliableQueue {
 
   async ack(leases: readonly Lease[]): Promise<void> {
     if (leases.length === 0) return;
-    const tx = this.#redis.multi();
-    for (const lease of leases) {
-      tx.lrem(this.#keys.processing, 1, lease.raw);
-      if (lease.attempts > 0) tx.hdel(this.#keys.attempts, lease.ref);
-    }
-    await tx.exec();
+    const retried = leases.filter((l) => l.attempts > 0).map((l) => l.ref);
+    await this.#redis.eval(
+      ACK,
+      2,
+      this.#keys.processing,
+      this.#keys.attempts,
+      retried.length,
+      ...retried,
+      ...leases.map((l) => l.raw),
+    );
   }
 
   async retry(lease: Lease, delayMs: number, options: RetryOptions = {}): Promise<void> {
