@@ -9,6 +9,7 @@ import { Hono } from "hono";
 import { randomBytes } from "node:crypto";
 import type { BrokerAuth } from "./auth/broker_auth.ts";
 import { CommandCenter } from "./bridge/command_center.ts";
+import { EmbeddedBroker } from "./bridge/embedded_broker.ts";
 import { MqttConnection } from "./bridge/mqtt_connection.ts";
 import { startUplink } from "./bridge/uplink.ts";
 import type { Config } from "./config.ts";
@@ -50,6 +51,7 @@ export class Gateway {
   #queues?: QueueBackend;
   #incoming?: ReliableQueue;
   #connection?: MqttConnection;
+  #broker?: EmbeddedBroker;
   #commands?: CommandCenter;
   #devices?: DeviceService;
   #started = false;
@@ -76,6 +78,11 @@ export class Gateway {
     return this.#connection;
   }
 
+  /** The in-process broker, when no `MQTT_URL` is set and a role needs a broker. */
+  get embeddedBroker(): EmbeddedBroker | undefined {
+    return this.#broker;
+  }
+
   /** Who may connect and use which topics (machines by token, the gateway itself): for a broker. */
   get brokerAuth(): BrokerAuth | undefined {
     return this.#commands?.brokerAuth;
@@ -92,12 +99,14 @@ export class Gateway {
     this.#started = true;
     const { config } = this;
     const roles = config.roles;
-    const needsStore = roles.has("worker") || roles.has("api") || roles.has("downlink");
     const needsQueue = roles.has("uplink") || roles.has("worker") || roles.has("downlink") ||
       roles.has("api");
     // The device service needs only the broker, so an edge box can run `GATEWAY_ROLES=devices` alone.
     const devicesOn = roles.has("devices") && config.devices.proxies.length > 0;
     const needsBroker = roles.has("uplink") || roles.has("downlink") || devicesOn;
+    const embeddedBroker = needsBroker && !config.mqtt.url;
+    // The embedded broker checks machine tokens, which live in the store.
+    const needsStore = roles.has("worker") || roles.has("api") || roles.has("downlink") || embeddedBroker;
 
     try {
       if (needsStore) {
@@ -123,17 +132,19 @@ export class Gateway {
         signal: this.signal,
       });
       this.#commands = commands;
+      let broker = config.mqtt.url
+        ? { url: config.mqtt.url, username: config.mqtt.username, password: config.mqtt.password }
+        : undefined;
+      if (embeddedBroker) broker = await this.#startEmbeddedBroker(commands);
       if (needsBroker) {
-        if (!config.mqtt.url) {
-          throw new Error("The embedded broker is not available in this build: set MQTT_URL");
-        }
         const connection = new MqttConnection({
-          url: config.mqtt.url,
+          url: broker!.url,
           clientId: config.mqtt.clientId,
-          username: config.mqtt.username,
-          password: config.mqtt.password,
+          username: broker!.username,
+          password: broker!.password,
           keepalive: config.mqtt.keepalive,
-          protocolVersion: config.mqtt.protocolVersion,
+          // aedes speaks MQTT 3.1.1 only.
+          protocolVersion: embeddedBroker ? 4 : config.mqtt.protocolVersion,
           clean: false,
           sessionExpiry: config.mqtt.sessionExpiry,
           reconnectDelayMs: config.mqtt.reconnectDelayMs,
@@ -141,6 +152,16 @@ export class Gateway {
         }, this.metrics);
         this.#connection = connection;
         this.#onClose("mqtt", () => connection.close());
+        if (embeddedBroker) {
+          // Subscribe for real (not just on a later connect) before machines are let in.
+          await connection.waitConnected(AbortSignal.any([this.signal, AbortSignal.timeout(10_000)])).catch(
+            (error) => {
+              throw new Error(`Cannot connect to the embedded MQTT broker at ${broker!.url}`, {
+                cause: error,
+              });
+            },
+          );
+        }
       }
       if (roles.has("worker")) this.#startWorkers();
       if (roles.has("uplink")) {
@@ -171,11 +192,45 @@ export class Gateway {
       // Closed before the broker connection and queues, once its loops have finished.
       this.#onClose("commands", () => commands.close());
       await commands.start(this.#connection);
+      // Machines may connect once the uplink subscriptions exist: nothing they send is dropped.
+      this.#broker?.admit();
       this.#mountRoutes();
     } catch (error) {
       await this.close();
       throw error;
     }
+  }
+
+  /**
+   * Starts the in-process broker with the gateway's broker policy. The gateway connects to it as
+   * superuser with `MQTT_USERNAME` / `MQTT_PASSWORD`, or an internal identity made here (a username
+   * no machine can have, a random password) when they are not set.
+   */
+  async #startEmbeddedBroker(
+    commands: CommandCenter,
+  ): Promise<{ url: string; username: string; password: string }> {
+    const { mqtt: m } = this.config;
+    if (m.protocolVersion === 5) {
+      log.warn("The embedded broker speaks MQTT 3.1.1: the gateway connects with it");
+    }
+    const username = m.username || "$gateway";
+    const password = m.password || randomBytes(24).toString("base64url");
+    const auth = commands.brokerAuth;
+    if (!auth) throw new Error("The embedded broker needs the store to check machine tokens");
+    const broker = await EmbeddedBroker.start({
+      host: m.listenHost,
+      port: m.listenPort,
+      auth,
+      gateway: { username, password },
+      allowAnonymous: m.allowAnonymous,
+      reservedClientIds: [m.clientId],
+    });
+    this.#broker = broker;
+    this.#onClose("embedded broker", () => broker.close());
+    if (m.allowAnonymous) {
+      log.warn("MQTT_ALLOW_ANONYMOUS=true: clients without credentials may act as any machine");
+    }
+    return { url: broker.url, username, password };
   }
 
   #startWorkers(): void {
@@ -249,7 +304,7 @@ export class Gateway {
       connection: connection ?? null,
       roles: [...this.config.roles],
       backends: {
-        broker: this.config.mqtt.url ? "external" : "embedded",
+        broker: this.#broker ? "embedded" : this.#connection ? "external" : null,
         queue: this.#queues?.kind ?? null,
         database: this.#store?.dialect ?? null,
       },
@@ -264,6 +319,7 @@ export class Gateway {
       },
       queues: depths,
       devices: this.#devices?.status() ?? null,
+      embedded_broker: this.#broker?.status() ?? null,
     };
   }
 

@@ -93,6 +93,14 @@ export class MqttConnection {
         : undefined,
     };
     this.client = mqtt.connect(options.url, clientOptions);
+    if (options.protocolVersion !== 5) {
+      // mqtt.js calls customHandleAcks on MQTT 5 only; on 3.1.1 the PUBACK (PUBCOMP for QoS 2)
+      // waits for handleMessage's callback instead, so the same handlers hold it back there.
+      this.client.handleMessage = (packet, callback) => {
+        if (packet.qos === 0) return callback();
+        this.#onAckable(packet.topic, packet.payload as Uint8Array, packet, () => callback());
+      };
+    }
     this.#metrics?.brokerConnected.set({ client: this.name }, 0);
     this.client.on("connect", (connack) => {
       const first = this.#connectedAt === null && this.#reconnects === 0;
