@@ -97,7 +97,13 @@ export const DOCS_PAGE = String.raw`<!doctype html>
     var t = Array.isArray(s.type) ? s.type[0] : s.type;
     if (s.properties || t === "object") {
       var o = {};
-      for (var k in s.properties || {}) o[k] = example(s.properties[k], depth + 1);
+      var required = s.required || [];
+      for (var k in s.properties || {}) {
+        // Optional fields without an example of their own stay out, so "Try it" sends sense.
+        var p = resolve(s.properties[k]);
+        if (required.indexOf(k) < 0 && p.example === undefined && p.default === undefined && depth === 0) continue;
+        o[k] = example(s.properties[k], depth + 1);
+      }
       return o;
     }
     if (t === "array") return [example(s.items || {}, depth + 1)];
@@ -231,7 +237,7 @@ export const DOCS_PAGE = String.raw`<!doctype html>
     ]);
   }
   function render() {
-    document.getElementById("title").textContent = spec.info.title + " " + spec.info.version;
+    document.getElementById("title").textContent = spec.info.title + " · v" + spec.info.version;
     document.getElementById("subtitle").textContent = spec.info.description || "";
     var groups = {};
     Object.keys(spec.paths || {}).sort().forEach(function (path) {
@@ -247,6 +253,9 @@ export const DOCS_PAGE = String.raw`<!doctype html>
       content.appendChild(el("h2", { text: tag }));
       groups[tag].forEach(function (node) { content.appendChild(node); });
     });
+    // A link like /docs#post-/api/v1/machines/{serial_no}/commands opens that operation.
+    var target = document.getElementById(decodeURIComponent(location.hash.slice(1)));
+    if (target) { target.open = true; target.scrollIntoView(); }
   }
   fetch("openapi.json").then(function (r) {
     if (!r.ok) throw new Error("openapi.json: HTTP " + r.status);

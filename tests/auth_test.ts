@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { Redis } from "ioredis";
 import { Gateway } from "../gateway.ts";
-import { api, testSerial } from "./downlink_support.ts";
+import { api, dropMachineKeys, testSerial } from "./downlink_support.ts";
 import { query, SERVICES, testEnv, uniqueId } from "./support.ts";
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
@@ -119,6 +119,7 @@ Deno.test("a token issued over HTTP lets the machine in through the hooks and Re
     redis.disconnect();
     await gateway.close();
     await t.cleanup();
+    await dropMachineKeys();
   }
 });
 
@@ -174,5 +175,6 @@ Deno.test("machines API: paged list with online/offline filter and the machine's
   } finally {
     await gateway.close();
     await t.cleanup();
+    await dropMachineKeys();
   }
 });

@@ -23,6 +23,8 @@ export async function api(
   body?: unknown,
   token: string | null = gateway.apiToken,
 ): Promise<ApiResponse> {
+  const issued = /^\/api\/v1\/machines\/([^/]+)\/token$/.exec(path);
+  if (issued && method === "POST") tokenSerials.add(decodeURIComponent(issued[1]!));
   const headers: Record<string, string> = {};
   if (token !== null) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers["content-type"] = "application/json";
@@ -39,6 +41,20 @@ export async function api(
     json = text;
   }
   return { status: res.status, json };
+}
+
+const tokenSerials = new Set<string>();
+
+/** Removes the `machine_auth:` / `machine_acl:` keys of every machine a test issued a token to. */
+export async function dropMachineKeys(): Promise<void> {
+  if (tokenSerials.size === 0) return;
+  const redis = new Redis(SERVICES.redis);
+  try {
+    await redis.del(...[...tokenSerials].flatMap((s) => [`machine_auth:${s}`, `machine_acl:${s}`]));
+    tokenSerials.clear();
+  } finally {
+    redis.disconnect();
+  }
 }
 
 /** A valid serial unique to this test run, e.g. `M-001-lq2x8a9f3k`. */

@@ -7,7 +7,14 @@ import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { Gateway } from "../gateway.ts";
 import { RedisQueue } from "../queue/redis_queue.ts";
-import { api, commandListener, rpush, testSerial, waitForStatus } from "./downlink_support.ts";
+import {
+  api,
+  commandListener,
+  dropMachineKeys,
+  rpush,
+  testSerial,
+  waitForStatus,
+} from "./downlink_support.ts";
 import { machineClient, publishJson, query, SERVICES, startGateway, testEnv, waitFor } from "./support.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -64,6 +71,7 @@ Deno.test("HTTP command reaches the machine as the contract JSON, and its ack ma
     await machine.close();
     await gateway.close();
     await t.cleanup();
+    await dropMachineKeys();
   }
 });
 
@@ -90,6 +98,7 @@ Deno.test("a Laravel-style RPUSH without message_id is delivered with a generate
     await machine.close();
     await gateway.close();
     await t.cleanup();
+    await dropMachineKeys();
   }
 });
 
@@ -134,6 +143,7 @@ Deno.test("the same message_id pushed twice is published once; commands keep the
     await machine.close();
     await gateway.close();
     await t.cleanup();
+    await dropMachineKeys();
   }
 });
 
@@ -160,6 +170,7 @@ Deno.test("commands sent over HTTP reach one machine in the order they were acce
     await machine.close();
     await gateway.close();
     await t.cleanup();
+    await dropMachineKeys();
   }
 });
 
@@ -199,6 +210,7 @@ Deno.test("an expired command is never delivered", async () => {
     await acceptor.close();
     await sender.close();
     await t.cleanup();
+    await dropMachineKeys();
   }
 });
 
@@ -242,6 +254,7 @@ Deno.test("a gateway restarted between accept and publish still sends the comman
     await acceptor.close();
     await restarted.close();
     await t.cleanup();
+    await dropMachineKeys();
   }
 });
 
@@ -277,6 +290,7 @@ Deno.test("a command for a machine that never connects ends expired, and acks ar
   } finally {
     await gateway.close();
     await t.cleanup();
+    await dropMachineKeys();
   }
 });
 
@@ -331,5 +345,37 @@ Deno.test("bad input gives a clear 4xx or a dead letter, and nothing behind it g
     await machine.close();
     await gateway.close();
     await t.cleanup();
+    await dropMachineKeys();
+  }
+});
+
+Deno.test("two gateways running the downlink: each command goes out once, in order", async () => {
+  const t = await testEnv();
+  const a = new Gateway(t.config({ MQTT_CLIENT_ID: `${t.env.MQTT_CLIENT_ID}-a` }));
+  const b = new Gateway(t.config({ MQTT_CLIENT_ID: `${t.env.MQTT_CLIENT_ID}-b` }));
+  const serial = testSerial();
+  const machine = await commandListener(serial);
+  try {
+    await startGateway(a);
+    await startGateway(b);
+    const ids = Array.from({ length: 12 }, (_, i) => `MSG_pair_${i}`);
+    await rpush(
+      t.env.MQTT_OUTGOING_QUEUE!,
+      ...ids.map((id, i) => ({
+        target: serial,
+        command: "dispense",
+        payload: { slot_no: i },
+        message_id: id,
+      })),
+    );
+    await waitFor(() => machine.messages.length >= ids.length, 10_000, "twelve commands");
+    await sleep(300);
+    assert.deepEqual(machine.messages.map((m) => JSON.parse(m).message_id), ids);
+  } finally {
+    await machine.close();
+    await a.close();
+    await b.close();
+    await t.cleanup();
+    await dropMachineKeys();
   }
 });
