@@ -122,6 +122,7 @@ export class CommandCenter {
           store,
           connection,
           defaultTtlSeconds: config.commandTtlSeconds,
+          maxBytes: config.http.maxBodyBytes,
           lock: this.#redis
             ? new RedisDownlinkLock(this.#redis, config.redis.outgoingQueue, consumer)
             : undefined,

@@ -40,6 +40,8 @@ export interface DownlinkOptions {
   connection: Pick<MqttConnection, "publish" | "waitConnected">;
   /** TTL of commands pushed by a producer (they carry none); counted from when the gateway takes them. */
   defaultTtlSeconds: number;
+  /** Larger elements are dead-lettered, not published (the HTTP path has the same cap). */
+  maxBytes?: number;
   lock?: DownlinkLock;
   metrics?: Metrics;
   signal: AbortSignal;
@@ -75,7 +77,12 @@ export async function runDownlink(o: DownlinkOptions): Promise<void> {
     return undefined;
   };
 
+  const encoder = new TextEncoder();
   const parse = (lease: Lease): Parsed => {
+    const size = encoder.encode(lease.raw).length;
+    if (o.maxBytes !== undefined && size > o.maxBytes) {
+      return { lease, invalid: `Command of ${size} bytes exceeds ${o.maxBytes} (HTTP_MAX_BODY_BYTES)` };
+    }
     let json: unknown;
     try {
       json = JSON.parse(lease.raw);

@@ -327,6 +327,7 @@ Deno.test("bad input gives a clear 4xx or a dead letter, and nothing behind it g
       t.env.MQTT_OUTGOING_QUEUE!,
       "{not json",
       { target: "bad serial", command: "x" },
+      { target: serial, command: "dispense", payload: { blob: "x".repeat(2000) }, message_id: "MSG_too_big" },
       { target: serial, command: "reboot", payload: {}, message_id: "MSG_after_bad" },
     );
     await waitFor(() => machine.messages.length >= 1, 10_000, "the valid command behind the bad ones");
@@ -334,10 +335,20 @@ Deno.test("bad input gives a clear 4xx or a dead letter, and nothing behind it g
     const redis = new Redis(SERVICES.redis);
     try {
       const deadKey = `${t.env.MQTT_OUTGOING_QUEUE}:dead`;
-      await waitFor(async () => await redis.llen(deadKey) >= 2, 5000, "two dead letters");
+      await waitFor(async () => await redis.llen(deadKey) >= 3, 5000, "three dead letters");
       await sleep(300);
       const dead = (await redis.lrange(deadKey, 0, -1)).map((s) => JSON.parse(s));
-      assert.deepEqual(dead.map((d) => d.job).sort(), ['{"target":"bad serial","command":"x"}', "{not json"]);
+      assert.equal(dead.length, 3);
+      assert.deepEqual(dead.slice(0, 2).map((d) => d.job).sort(), [
+        '{"target":"bad serial","command":"x"}',
+        "{not json",
+      ]);
+      assert.match(dead[2].reason, /exceeds 1024/);
+      assert.equal(
+        (await api(gateway, "GET", "/api/v1/commands/MSG_too_big")).status,
+        404,
+        "never became a command",
+      );
     } finally {
       redis.disconnect();
     }
