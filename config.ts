@@ -43,6 +43,7 @@ const schema = {
   MQTT_RECONNECT_MAX_DELAY: positive.default(60),
   MQTT_PROTOCOL_VERSION: z.enum(["4", "5"]).optional(),
   MQTT_SHARE_GROUP: z.string().regex(/^[A-Za-z0-9_-]*$/, "letters, digits, _ and - only").default("gateway"),
+  MQTT_UPLINK_CONNECTIONS: int(1, 64).default(1),
   MQTT_SESSION_EXPIRY: int(0, 0xffffffff).default(86400),
   MQTT_MAX_PAYLOAD_BYTES: int(64, 256 * 1024 * 1024).default(64 * 1024),
   MQTT_LISTEN_HOST: z.string().min(1).default("127.0.0.1"),
@@ -89,6 +90,12 @@ export interface Config {
     protocolVersion: 4 | 5;
     /** `$share` group for uplink subscriptions; empty when shared subscriptions are off. */
     shareGroup: string;
+    /**
+     * Uplink connections in the share group (each handles one message at a time); 1 without a group.
+     * Above 1 the broker spreads one machine's messages over them, so their order is not kept
+     * (unless the broker shares by topic, e.g. EMQX `hash_topic`).
+     */
+    uplinkConnections: number;
     sessionExpiry: number;
     maxPayloadBytes: number;
     listenHost: string;
@@ -163,6 +170,7 @@ export function loadConfig(env: Env): Config {
       // The embedded broker (aedes) speaks MQTT 3.1.1 only.
       protocolVersion: r.MQTT_PROTOCOL_VERSION ? (Number(r.MQTT_PROTOCOL_VERSION) as 4 | 5) : mqttUrl ? 5 : 4,
       shareGroup: r.MQTT_SHARE_GROUP,
+      uplinkConnections: r.MQTT_UPLINK_CONNECTIONS,
       sessionExpiry: r.MQTT_SESSION_EXPIRY,
       maxPayloadBytes: r.MQTT_MAX_PAYLOAD_BYTES,
       listenHost: r.MQTT_LISTEN_HOST,

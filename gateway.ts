@@ -11,6 +11,7 @@ import type { BrokerAuth } from "./auth/broker_auth.ts";
 import { CommandCenter } from "./bridge/command_center.ts";
 import { EmbeddedBroker } from "./bridge/embedded_broker.ts";
 import { MqttConnection } from "./bridge/mqtt_connection.ts";
+import { PushBatcher } from "./bridge/push_batcher.ts";
 import { startUplink } from "./bridge/uplink.ts";
 import type { Config } from "./config.ts";
 import { openStore } from "./db/open_store.ts";
@@ -136,20 +137,23 @@ export class Gateway {
         ? { url: config.mqtt.url, username: config.mqtt.username, password: config.mqtt.password }
         : undefined;
       if (embeddedBroker) broker = await this.#startEmbeddedBroker(commands);
-      if (needsBroker) {
-        const connection = new MqttConnection({
+      const mqttOptions = needsBroker
+        ? {
           url: broker!.url,
           clientId: config.mqtt.clientId,
           username: broker!.username,
           password: broker!.password,
           keepalive: config.mqtt.keepalive,
           // aedes speaks MQTT 3.1.1 only.
-          protocolVersion: embeddedBroker ? 4 : config.mqtt.protocolVersion,
+          protocolVersion: embeddedBroker ? 4 as const : config.mqtt.protocolVersion,
           clean: false,
           sessionExpiry: config.mqtt.sessionExpiry,
           reconnectDelayMs: config.mqtt.reconnectDelayMs,
           reconnectMaxDelayMs: config.mqtt.reconnectMaxDelayMs,
-        }, this.metrics);
+        }
+        : undefined;
+      if (mqttOptions) {
+        const connection = new MqttConnection(mqttOptions, this.metrics);
         this.#connection = connection;
         this.#onClose("mqtt", () => connection.close());
         if (embeddedBroker) {
@@ -165,15 +169,36 @@ export class Gateway {
       }
       if (roles.has("worker")) this.#startWorkers();
       if (roles.has("uplink")) {
-        await startUplink({
-          connection: this.#connection!,
-          queue: this.#incoming!,
-          maxPayloadBytes: config.mqtt.maxPayloadBytes,
-          // Shared subscriptions need a broker that has them; the embedded one does not.
-          shareGroup: config.mqtt.url ? config.mqtt.shareGroup : "",
-          metrics: this.metrics,
-          signal: this.signal,
-        });
+        // Shared subscriptions need a broker that has them; the embedded one does not.
+        const shareGroup = config.mqtt.url ? config.mqtt.shareGroup : "";
+        // mqtt.js handles one acknowledged message at a time per connection (its PUBACK waits for
+        // the queue push), so more connections in the share group keep more pushes in flight.
+        const connections = [this.#connection!];
+        const extra = shareGroup ? config.mqtt.uplinkConnections - 1 : 0;
+        if (config.mqtt.url && !shareGroup && config.mqtt.uplinkConnections > 1) {
+          log.warn("MQTT_UPLINK_CONNECTIONS > 1 needs shared subscriptions (MQTT_SHARE_GROUP); using 1");
+        }
+        for (let i = 1; i <= extra; i++) {
+          const extraConnection = new MqttConnection({
+            ...mqttOptions!,
+            clientId: `${config.mqtt.clientId}-uplink-${i}`,
+            name: `uplink-${i}`,
+          }, this.metrics);
+          this.#onClose(`mqtt uplink-${i}`, () => extraConnection.close());
+          connections.push(extraConnection);
+        }
+        const batcher = new PushBatcher(this.#incoming!);
+        for (const connection of connections) {
+          await startUplink({
+            connection,
+            queue: this.#incoming!,
+            batcher,
+            maxPayloadBytes: config.mqtt.maxPayloadBytes,
+            shareGroup,
+            metrics: this.metrics,
+            signal: this.signal,
+          });
+        }
       }
       if (devicesOn) {
         const devices = new DeviceService({

@@ -14,6 +14,7 @@ import { sleep } from "../lib/sleep.ts";
 import type { Metrics } from "../metrics.ts";
 import { backoffDelay, type ReliableQueue } from "../queue/reliable_queue.ts";
 import type { MqttConnection } from "./mqtt_connection.ts";
+import { PushBatcher } from "./push_batcher.ts";
 
 const log = getLogger(["gateway", "uplink"]);
 
@@ -30,6 +31,8 @@ const DEAD_LETTER_SAMPLE = 4096;
 export interface UplinkOptions {
   connection: MqttConnection;
   queue: ReliableQueue;
+  /** Groups concurrent pushes into one; share one between the uplink connections of a process. */
+  batcher?: PushBatcher;
   maxPayloadBytes: number;
   /** `$share` group, or "" for plain subscriptions. */
   shareGroup: string;
@@ -78,6 +81,7 @@ class RejectionLog {
 /** Wires the uplink into `connection` and subscribes. Returns once subscribed (or aborted). */
 export async function startUplink(o: UplinkOptions): Promise<void> {
   const decoder = new TextDecoder();
+  const batcher = o.batcher ?? new PushBatcher(o.queue);
   const rejections = new RejectionLog();
   const now = o.now ?? (() => new Date());
 
@@ -146,7 +150,7 @@ export async function startUplink(o: UplinkOptions): Promise<void> {
       payload: payload as Record<string, unknown>,
       received_at: formatReceivedAt(now()),
     });
-    if (!await store(() => o.queue.push(job))) return false;
+    if (!await store(() => batcher.push(job))) return false;
     o.metrics?.queued.inc({ type });
     return true;
   };
