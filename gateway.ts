@@ -121,7 +121,12 @@ export class Gateway {
         const queues = openQueueBackend(config);
         this.#queues = queues;
         this.#onClose("queues", () => queues.close());
-        this.#incoming = queues.queue(config.redis.incomingQueue, `${config.mqtt.clientId}:uplink`);
+        const incoming = queues.queue(config.redis.incomingQueue, `${config.mqtt.clientId}:uplink`);
+        this.#incoming = incoming;
+        // Read on every scrape of /metrics (a handle of its own: depth() only reads).
+        const outgoing = queues.queue(config.redis.outgoingQueue, `${config.mqtt.clientId}:metrics`);
+        this.metrics.watchQueueDepth(incoming.name, () => incoming.depth());
+        this.metrics.watchQueueDepth(outgoing.name, () => outgoing.depth());
       }
       // Commands, machine credentials and the HTTP API; built before the broker, whose auth it provides.
       const commands = new CommandCenter({

@@ -7,11 +7,22 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
+/** Reads a queue's depth by state (`{ready, processing, delayed, dead}`). */
+export type DepthSource = () => Promise<object>;
+
+/** How long one scrape waits for a queue's depth before keeping the last values. */
+const DEPTH_TIMEOUT_MS = 1000;
+
 export function createMetrics() {
   const registry = new Registry();
   const registers = [registry];
+  const depthSources = new Map<string, DepthSource>();
   const m = {
     registry,
+    /** Reads this queue's depth on every scrape (`gateway_queue_depth`). */
+    watchQueueDepth(queue: string, depth: DepthSource): void {
+      depthSources.set(queue, depth);
+    },
     received: new Counter({
       name: "gateway_mqtt_received_total",
       help: "Uplink MQTT messages received, by job type",
@@ -32,8 +43,9 @@ export function createMetrics() {
     }),
     rejected: new Counter({
       name: "gateway_mqtt_rejected_total",
-      help: "Uplink messages rejected before queueing, by reason",
-      labelNames: ["reason"] as const,
+      help:
+        "Uplink messages rejected before queueing, by reason and job type (unknown: no type in the topic)",
+      labelNames: ["reason", "type"] as const,
       registers,
     }),
     jobs: new Counter({
@@ -72,6 +84,26 @@ export function createMetrics() {
       help: "Jobs in a queue, by queue and state (ready, processing, delayed, dead)",
       labelNames: ["queue", "state"] as const,
       registers,
+      // Read at scrape time; a queue backend that is down or slow keeps the last values rather
+      // than failing or stalling the scrape.
+      async collect() {
+        await Promise.all([...depthSources].map(async ([queue, depth]) => {
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          try {
+            const timeout = new Promise<never>((_, reject) => {
+              timer = setTimeout(() => reject(new Error("timed out")), DEPTH_TIMEOUT_MS);
+            });
+            const value = await Promise.race([depth(), timeout]);
+            for (const [state, n] of Object.entries(value)) {
+              if (typeof n === "number") this.set({ queue, state }, n);
+            }
+          } catch {
+            // keep the last values
+          } finally {
+            clearTimeout(timer);
+          }
+        }));
+      },
     }),
     devicesChecks: new Counter({
       name: "gateway_devices_checks_total",

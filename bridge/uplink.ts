@@ -85,8 +85,9 @@ export async function startUplink(o: UplinkOptions): Promise<void> {
   const rejections = new RejectionLog();
   const now = o.now ?? (() => new Date());
 
-  const reject = (reason: string, message: string, props: Record<string, unknown>) => {
-    o.metrics?.rejected.inc({ reason });
+  /** `type` is the job type when the topic named one, else "unknown". */
+  const reject = (reason: string, message: string, props: Record<string, unknown>, type = "unknown") => {
+    o.metrics?.rejected.inc({ reason, type });
     rejections.warn(reason, message, props);
   };
 
@@ -117,7 +118,7 @@ export async function startUplink(o: UplinkOptions): Promise<void> {
     const { serialNo, type } = parsed;
     o.metrics?.received.inc({ type });
     const deadLetter = (reason: string, text: string) => {
-      reject(reason, "{message}", { message: text });
+      reject(reason, "{message}", { message: text }, type);
       o.metrics?.deadLettered.inc({ queue: o.queue.name });
       const sample = decoder.decode(bytes.subarray(0, DEAD_LETTER_SAMPLE));
       const raw = JSON.stringify({ topic, serial_no: serialNo, type, bytes: bytes.length, payload: sample });
