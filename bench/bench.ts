@@ -80,6 +80,8 @@ async function main(args: string[]): Promise<number> {
       return 2;
     }
     overrides[kv.slice(0, at)] = kv.slice(at + 1);
+    // An empty value means "not set" (Deno refuses an empty DENO_V8_FLAGS).
+    if (kv.slice(at + 1) === "") delete overrides[kv.slice(0, at)];
   }
   const sizes = { ...(values.smoke ? SMOKE : FULL) };
   if (values["scale-machines"]) sizes.scaleMachines = Number(values["scale-machines"]);

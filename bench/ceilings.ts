@@ -11,6 +11,7 @@ import mqtt from "mqtt";
 import { encodeBridgePayload } from "../jobs/bridge_payload.ts";
 import { type BenchContext, randomId, type ScenarioResult, waitUntil } from "./context.ts";
 import { LoadGenerator } from "./load.ts";
+import { ProcWatcher } from "./services.ts";
 
 export interface Ceilings {
   broker: number;
@@ -18,7 +19,9 @@ export interface Ceilings {
   database: number;
 }
 
-export async function brokerCeiling(ctx: BenchContext): Promise<{ rate: number; loadRate: number }> {
+export async function brokerCeiling(
+  ctx: BenchContext,
+): Promise<{ rate: number; loadRate: number; loadCpu: number; brokerCpu: number }> {
   const { sizes } = ctx;
   const group = `ceil${randomId()}`;
   const prefix = `C${randomId(4)}-`;
@@ -61,12 +64,19 @@ export async function brokerCeiling(ctx: BenchContext): Promise<{ rate: number; 
   ]);
   try {
     await load.connected;
+    const broker = new ProcWatcher(ctx.mosquitto.pid);
     const start = performance.now();
     await load.go();
     const ok = await waitUntil(() => received >= sizes.blastMessages, 300_000, ctx.signal, 20);
     if (!ok) throw new Error(`the bare subscriber got ${received} of ${sizes.blastMessages} messages`);
+    const brokerProc = broker.stop();
     const done = await load.stop();
-    return { rate: received / ((lastAt - start) / 1000), loadRate: done?.send_rate ?? NaN };
+    return {
+      rate: received / ((lastAt - start) / 1000),
+      loadRate: done?.send_rate ?? NaN,
+      loadCpu: load.proc?.meanCpuPercent ?? NaN,
+      brokerCpu: brokerProc.meanCpuPercent,
+    };
   } finally {
     await load.stop().catch(() => null);
     await sub.endAsync(true);
@@ -164,6 +174,8 @@ export async function runCeilings(
       figures: [
         { metric: "broker QoS 1 → bare subscriber", value: broker.rate, unit: "msg/s", rate: true },
         { metric: "  load generator publish rate", value: broker.loadRate, unit: "msg/s", rate: true },
+        { metric: "  load generator CPU mean", value: broker.loadCpu, unit: "%" },
+        { metric: "  broker CPU mean", value: broker.brokerCpu, unit: "%" },
         { metric: "Redis RPUSH, one job each, pipelined", value: redis, unit: "push/s", rate: true },
         { metric: "DB batched INSERT (500 rows, 2 writers)", value: database, unit: "rows/s", rate: true },
       ],

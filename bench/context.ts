@@ -206,7 +206,7 @@ export function jobsDone(scrape: Scrape, type?: string): { done: number; dead: n
 
 /** Samples the depth of a Redis list (and the gateway's job counters) over a scenario. */
 export class DepthSeries {
-  readonly points: { t: number; ready: number; done: number }[] = [];
+  readonly points: { t: number; ready: number; done: number; heapMb?: number; rssMb?: number }[] = [];
   #timer: ReturnType<typeof setInterval>;
   #start = performance.now();
 
@@ -221,6 +221,14 @@ export class DepthSeries {
           t: Math.round(performance.now() - this.#start) / 1000,
           ready,
           done: scrape ? jobsDone(scrape).done : 0,
+          ...(scrape
+            ? {
+              heapMb: Math.round(
+                scrape.sum("gateway_process_memory_bytes", { kind: "heap_total" }) / 2 ** 20,
+              ),
+              rssMb: Math.round(scrape.sum("gateway_process_memory_bytes", { kind: "rss" }) / 2 ** 20),
+            }
+            : {}),
         });
       } catch {
         // a missed sample is fine
@@ -228,7 +236,7 @@ export class DepthSeries {
     }, everyMs);
   }
 
-  stop(): { maxDepth: number; points: { t: number; ready: number; done: number }[] } {
+  stop(): { maxDepth: number; points: DepthSeries["points"] } {
     clearInterval(this.#timer);
     return { maxDepth: Math.max(0, ...this.points.map((p) => p.ready)), points: this.points };
   }

@@ -27,6 +27,8 @@ export class LoadGenerator {
   readonly watcher: ProcWatcher;
   /** Latest per-second statistics. */
   last?: FleetStats;
+  /** RSS and CPU of the load generator, once stopped. */
+  proc?: ReturnType<ProcWatcher["stop"]>;
   readonly #child: Deno.ChildProcess;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #stderr: string[] = [];
@@ -132,7 +134,7 @@ export class LoadGenerator {
     const done = await this.done.catch(() => null);
     await this.#child.status;
     clearTimeout(timer);
-    this.watcher.stop();
+    this.proc ??= this.watcher.stop();
     return done;
   }
 }

@@ -72,6 +72,7 @@ export async function runUplinkQueue(ctx: BenchContext): Promise<ScenarioResult>
     await load.connected;
     const depth = new DepthSeries(ctx, queue, gateway);
     const watch = new ProcWatcher(gateway.pid);
+    const broker = new ProcWatcher(ctx.mosquitto.pid);
     const start = performance.now();
     await load.go();
     let stored = 0;
@@ -83,6 +84,7 @@ export async function runUplinkQueue(ctx: BenchContext): Promise<ScenarioResult>
     );
     const seconds = (performance.now() - start) / 1000;
     const proc = watch.stop();
+    const brokerProc = broker.stop();
     depth.stop();
     const done = await load.stop();
     const scrape = await gateway.scrape();
@@ -93,6 +95,8 @@ export async function runUplinkQueue(ctx: BenchContext): Promise<ScenarioResult>
         { metric: "messages acked into the queue", value: stored / seconds, unit: "msg/s", rate: true },
         { metric: "  load generator publish rate", value: done?.send_rate ?? NaN, unit: "msg/s", rate: true },
         ...processFigures(proc),
+        { metric: "load generator CPU mean", value: load.proc?.meanCpuPercent ?? NaN, unit: "%" },
+        { metric: "broker CPU mean", value: brokerProc.meanCpuPercent, unit: "%" },
       ],
       notes: ok ? [] : [`timed out: ${stored} of ${n} stored`],
       data: {

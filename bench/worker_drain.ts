@@ -92,6 +92,7 @@ async function drain(
     proc: ReturnType<ProcWatcher["stop"]>;
     maxDepth: number;
     ok: boolean;
+    series: DepthSeries["points"];
   }
 > {
   const queue = queueName(ctx, scenario);
@@ -124,6 +125,7 @@ async function drain(
       proc,
       maxDepth: series.maxDepth,
       ok,
+      series: series.points,
     };
   } finally {
     await gateway.stop();
