@@ -17,7 +17,7 @@ function fakeQueue() {
 
 Deno.test("the first push goes out alone at once; those made meanwhile leave together, in order", async () => {
   const q = fakeQueue();
-  const batcher = new PushBatcher(q);
+  const batcher = new PushBatcher(q, 1000, 1);
   const settled: string[] = [];
   const a = batcher.push("a").then(() => settled.push("a"));
   assert.deepEqual(q.calls.map((c) => c.raws), [["a"]]);
@@ -36,7 +36,7 @@ Deno.test("the first push goes out alone at once; those made meanwhile leave tog
 
 Deno.test("a failed push rejects only the callers whose elements it carried, and the next goes on", async () => {
   const q = fakeQueue();
-  const batcher = new PushBatcher(q);
+  const batcher = new PushBatcher(q, 1000, 1);
   const a = batcher.push("a");
   const b = batcher.push("b");
   q.calls[0]!.settle(new Error("redis down"));
@@ -49,7 +49,7 @@ Deno.test("a failed push rejects only the callers whose elements it carried, and
 
 Deno.test("a batch holds at most maxBatch elements", async () => {
   const q = fakeQueue();
-  const batcher = new PushBatcher(q, 2);
+  const batcher = new PushBatcher(q, 2, 1);
   const all = ["a", "b", "c", "d", "e"].map((x) => batcher.push(x));
   for (let i = 0; i < 3; i++) {
     q.calls[i]!.settle();
@@ -57,4 +57,18 @@ Deno.test("a batch holds at most maxBatch elements", async () => {
   }
   await Promise.all(all);
   assert.deepEqual(q.calls.map((c) => c.raws), [["a"], ["b", "c"], ["d", "e"]]);
+});
+
+Deno.test("up to maxInFlight pushes go out at once; the rest wait for one to finish", async () => {
+  const q = fakeQueue();
+  const batcher = new PushBatcher(q, 1000, 2);
+  const all = ["a", "b", "c", "d"].map((x) => batcher.push(x));
+  assert.deepEqual(q.calls.map((c) => c.raws), [["a"], ["b"]]);
+  q.calls[1]!.settle();
+  await all[1];
+  await Promise.resolve();
+  assert.deepEqual(q.calls.map((c) => c.raws), [["a"], ["b"], ["c", "d"]]);
+  q.calls[0]!.settle();
+  q.calls[2]!.settle();
+  await Promise.all(all);
 });
