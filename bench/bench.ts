@@ -8,7 +8,8 @@
  *
  * Flags: `--smoke`, `--only a,b` (ceilings, uplink-queue, worker-drain, uplink-e2e, uplink-rate,
  * stress, downlink, scale), `--env NAME=VALUE` (gateway setting under test; repeatable),
- * `--redis URL`, `--mysql URL`, `--scale-machines N`, `--out DIR`.
+ * `--redis URL`, `--mysql URL`, `--scale-machines N`, `--out DIR`, `--split` (scenarios 2b-5 with the
+ * worker role in a second gateway process).
  */
 import { parseArgs } from "node:util";
 import { type Ceilings, runCeilings } from "./ceilings.ts";
@@ -62,6 +63,7 @@ async function main(args: string[]): Promise<number> {
       redis: { type: "string", default: "redis://127.0.0.1:6379/0" },
       mysql: { type: "string", default: "mysql://root@127.0.0.1:3306" },
       "scale-machines": { type: "string" },
+      split: { type: "boolean", default: false },
       out: { type: "string", default: new URL("./results/", import.meta.url).pathname },
     },
   });
@@ -155,9 +157,18 @@ async function main(args: string[]): Promise<number> {
     const shared = ["uplink-e2e", "uplink-rate", "stress", "downlink", "scale"].filter((s) => only.has(s));
     if (shared.length > 0 && !controller.signal.aborted) {
       const apiToken = `bench-${randomId(24)}`;
+      // --split: the worker in a process of its own (GATEWAY_ROLES), so that its batches do not hold up
+      // the uplink's event loop and the two use both cores.
       const gateway = await GatewayProcess.start(
-        gatewayEnv(c, "full", "uplink,worker,downlink,api", { API_TOKEN: apiToken }),
+        gatewayEnv(c, "full", values.split ? "uplink,downlink,api" : "uplink,worker,downlink,api", {
+          API_TOKEN: apiToken,
+        }),
       );
+      if (values.split) {
+        gateway.peers.push(
+          await GatewayProcess.start(gatewayEnv(c, "full", "worker", { API_TOKEN: apiToken })),
+        );
+      }
       const queue = queueName(c, "full");
       try {
         if (only.has("uplink-e2e")) await step("uplink-e2e", () => runUplinkE2e(c, gateway, queue));
@@ -167,6 +178,8 @@ async function main(args: string[]): Promise<number> {
         if (only.has("scale")) await step("scale", () => runScale(c, gateway));
       } finally {
         const lifetime = gateway.watcher.stop();
+        const workerLifetime = gateway.peers[0]?.watcher.stop();
+        await Promise.all(gateway.peers.map((p) => p.stop()));
         const status = await gateway.stop();
         if (status.code !== 0) {
           console.error(`The gateway exited with ${status.code}:\n${gateway.output.slice(-3000)}`);
@@ -177,6 +190,16 @@ async function main(args: string[]): Promise<number> {
           figures: [
             { metric: "gateway RSS peak", value: lifetime.peakRssMb, unit: "MB" },
             { metric: "gateway CPU peak (0.5 s)", value: lifetime.peakCpuPercent, unit: "%" },
+            ...(workerLifetime
+              ? [
+                { metric: "worker process: gateway RSS peak", value: workerLifetime.peakRssMb, unit: "MB" },
+                {
+                  metric: "worker process: CPU peak (0.5 s)",
+                  value: workerLifetime.peakCpuPercent,
+                  unit: "%",
+                },
+              ]
+              : []),
           ],
           notes: status.code === 0 ? [] : [`exited with ${status.code}`],
         });

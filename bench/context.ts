@@ -206,7 +206,15 @@ export function jobsDone(scrape: Scrape, type?: string): { done: number; dead: n
 
 /** Samples the depth of a Redis list (and the gateway's job counters) over a scenario. */
 export class DepthSeries {
-  readonly points: { t: number; ready: number; done: number; heapMb?: number; rssMb?: number }[] = [];
+  readonly points: {
+    t: number;
+    ready: number;
+    done: number;
+    acked?: number;
+    processing?: number;
+    heapMb?: number;
+    rssMb?: number;
+  }[] = [];
   #timer: ReturnType<typeof setInterval>;
   #start = performance.now();
 
@@ -223,6 +231,8 @@ export class DepthSeries {
           done: scrape ? jobsDone(scrape).done : 0,
           ...(scrape
             ? {
+              acked: scrape.sum("gateway_mqtt_acked_total"),
+              processing: scrape.sum("gateway_queue_depth", { queue, state: "processing" }),
               heapMb: Math.round(
                 scrape.sum("gateway_process_memory_bytes", { kind: "heap_total" }) / 2 ** 20,
               ),

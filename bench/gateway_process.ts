@@ -42,6 +42,8 @@ export class Scrape {
 export class GatewayProcess {
   readonly #output: string[] = [];
   #stopped?: Promise<Deno.CommandStatus>;
+  /** Other processes of the same gateway (roles split over processes): scraped and summed with it. */
+  readonly peers: GatewayProcess[] = [];
 
   private constructor(
     readonly child: Deno.ChildProcess,
@@ -128,8 +130,19 @@ export class GatewayProcess {
   }
 
   async scrape(): Promise<Scrape> {
-    const res = await fetch(`${this.url}/metrics`);
-    return Scrape.parse(await res.text());
+    const texts = await Promise.all([this, ...this.peers].map(async (p) => {
+      const res = await fetch(`${p.url}/metrics`);
+      return await res.text();
+    }));
+    const merged = Scrape.parse(texts[0]!);
+    for (const text of texts.slice(1)) {
+      for (const [key, s] of Scrape.parse(text).series) {
+        const seen = merged.series.get(key);
+        if (seen) seen.value += s.value;
+        else merged.series.set(key, s);
+      }
+    }
+    return merged;
   }
 
   /** SIGTERM (graceful: finishes the batch in hand), then SIGKILL after `graceMs`. */

@@ -89,7 +89,7 @@ export function evaluateGoals(
     holds: dl === null ? null : dl < 20,
     note: skipped ? `skipped: ${skipped}` : undefined,
   });
-  const rss = results.flatMap((r) => r.figures.filter((f) => f.metric.trim() === "gateway RSS peak"))
+  const rss = results.flatMap((r) => r.figures.filter((f) => f.metric.trim().endsWith("gateway RSS peak")))
     .map((f) => f.value).filter(Number.isFinite);
   const peak = rss.length ? Math.max(...rss) : null;
   goals.push({

@@ -271,6 +271,7 @@ export async function runUplinkRate(
     const depth = new DepthSeries(ctx, queue, gateway);
     const sampler = new HeartbeatSampler(ctx, prefix);
     const watch = new ProcWatcher(gateway.pid);
+    const broker = new ProcWatcher(ctx.mosquitto.pid);
     await load.go();
     const done = await load.done;
     const sent = done.sent;
@@ -286,6 +287,7 @@ export async function runUplinkRate(
     await new Promise((r) => setTimeout(r, 300)); // a last heartbeat sample
     const hb = sampler.stop();
     const proc = watch.stop();
+    const brokerProc = broker.stop();
     const series = depth.stop();
     await load.stop();
     const [rows] = await ctx.db.query(
@@ -304,8 +306,10 @@ export async function runUplinkRate(
         { metric: "publish → committed p99", value: percentile(all, 99), unit: "ms" },
         { metric: "  transactions p99 (every one)", value: percentile(tx, 99), unit: "ms" },
         { metric: "  heartbeats p99 (sampled)", value: percentile(hb, 99), unit: "ms" },
+        { metric: "  broker PUBACK to the publisher p99", value: done.puback_ms.p99, unit: "ms" },
         { metric: "queue depth peak", value: series.maxDepth, unit: "jobs" },
         ...processFigures(proc),
+        { metric: "broker CPU mean", value: brokerProc.meanCpuPercent, unit: "%" },
       ],
       notes: [
         `${tx.length} transaction latencies, ${hb.length} heartbeat samples; max ${
