@@ -25,7 +25,12 @@ for i = 1, tonumber(ARGV[1]) do
 end
 return out`;
 
+// KEYS: delayed, main, processing. ARGV: now, limit, sweep. With sweep = '1' the consumer holds
+// no lease, so whatever is in its processing list is stranded and goes back to the head first.
 const PROMOTE = `
+if ARGV[3] == '1' then
+  while redis.call('LMOVE', KEYS[3], KEYS[2], 'LEFT', 'LEFT') do end
+end
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, m in ipairs(due) do
   redis.call('ZREM', KEYS[1], m)
@@ -75,6 +80,8 @@ export class RedisQueue implements ReliableQueue {
   };
   #aliveAt = 0;
   #closed = false;
+  /** Leases handed out by `lease` and not handed back yet (ack, retry, release, deadLetter). */
+  #inHand = 0;
 
   constructor(redis: Redis, readonly name: string, options: RedisQueueOptions) {
     this.#redis = redis;
@@ -100,11 +107,27 @@ export class RedisQueue implements ReliableQueue {
     while (first === null) {
       if (signal?.aborted || this.#closed) return [];
       await this.#heartbeat();
+      // With nothing in hand, a job in our processing list was moved by a BLMOVE or LMOVE whose
+      // reply was lost (Redis restarted, connection dropped) and that ioredis then sent again:
+      // nobody works on it, so it goes back now rather than at the next process start.
+      const sweep = this.#inHand === 0 ? "1" : "0";
       // Returns when the next retry falls due, so the wait below ends then and promotes it.
-      const nextDue = await this.#redis.eval(PROMOTE, 2, this.#keys.delayed, this.name, Date.now(), 1000);
+      const nextDue = await this.#redis.eval(
+        PROMOTE,
+        3,
+        this.#keys.delayed,
+        this.name,
+        this.#keys.processing,
+        Date.now(),
+        1000,
+        sweep,
+      );
       const wait = Math.min(deadline, nextDue === null ? Infinity : Number(nextDue)) - Date.now();
       // A blocking command holds its connection, so each consumer has its own.
-      this.#blocking ??= this.#redis.duplicate();
+      if (!this.#blocking) {
+        this.#blocking = this.#redis.duplicate();
+        this.#blocking.on("error", () => {}); // it reconnects by itself, like the shared client
+      }
       first = await this.#blocking.blmove(
         this.name,
         this.#keys.processing,
@@ -126,12 +149,14 @@ export class RedisQueue implements ReliableQueue {
       raws.push(...more);
     }
     const hashes = raws.map(hashOf);
+    this.#inHand += raws.length;
     const counts = await this.#redis.hmget(this.#keys.attempts, ...hashes);
     return raws.map((raw, i) => ({ raw, attempts: Number(counts[i] ?? 0), ref: hashes[i]! }));
   }
 
   async ack(leases: readonly Lease[]): Promise<void> {
     if (leases.length === 0) return;
+    this.#handBack(leases.length);
     const retried = leases.filter((l) => l.attempts > 0).map((l) => l.ref);
     await this.#redis.eval(
       ACK,
@@ -145,6 +170,7 @@ export class RedisQueue implements ReliableQueue {
   }
 
   async retry(lease: Lease, delayMs: number, options: RetryOptions = {}): Promise<void> {
+    this.#handBack(1);
     const tx = this.#redis.multi()
       .lrem(this.#keys.processing, 1, lease.raw)
       .zadd(this.#keys.delayed, Date.now() + delayMs, `${crypto.randomUUID()}:${lease.raw}`);
@@ -154,6 +180,7 @@ export class RedisQueue implements ReliableQueue {
 
   async release(leases: readonly Lease[]): Promise<void> {
     if (leases.length === 0) return;
+    this.#handBack(leases.length);
     const tx = this.#redis.multi();
     // Reverse so that the first job ends up first again.
     for (const lease of [...leases].reverse()) {
@@ -170,6 +197,7 @@ export class RedisQueue implements ReliableQueue {
       attempts: (lease?.attempts ?? 0) + (lease ? 1 : 0),
       failed_at: new Date().toISOString(),
     };
+    if (lease) this.#handBack(1);
     const tx = this.#redis.multi().rpush(this.#keys.dead, JSON.stringify(entry));
     if (lease) tx.lrem(this.#keys.processing, 1, lease.raw).hdel(this.#keys.attempts, lease.ref);
     await tx.exec();
@@ -223,6 +251,11 @@ export class RedisQueue implements ReliableQueue {
     // list and is put back by recover() on the next start.
     blocking?.disconnect();
     await Promise.resolve();
+  }
+
+  /** Counted when handed back, even if the command then fails: the caller has let go of it. */
+  #handBack(count: number): void {
+    this.#inHand = Math.max(0, this.#inHand - count);
   }
 
   async #heartbeat(force = false): Promise<void> {
