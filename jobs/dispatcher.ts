@@ -5,6 +5,7 @@
  * by one so that a single bad job cannot hold back the rest.
  */
 import type { z } from "zod";
+import { isConnectionError } from "../db/connection_error.ts";
 import type { Lease } from "../queue/reliable_queue.ts";
 import { type BridgePayload, bridgePayloadSchema } from "./bridge_payload.ts";
 import type { Job, JobContext, JobHandler } from "./job_handler.ts";
@@ -50,8 +51,12 @@ export class Dispatcher {
         await handler.handle(group.map((g) => g.job), ctx);
         for (const g of group) outcomes.push({ lease: g.lease, type: handler.type, status: "done" });
       } catch (batchError) {
-        if (group.length === 1) {
-          outcomes.push({ lease: group[0]!.lease, type: handler.type, status: "failed", error: batchError });
+        // Database unreachable: trying each job alone would only wait out one connect timeout
+        // after another (minutes for a batch) before the worker can hand the jobs back.
+        if (group.length === 1 || isConnectionError(batchError)) {
+          for (const g of group) {
+            outcomes.push({ lease: g.lease, type: handler.type, status: "failed", error: batchError });
+          }
           continue;
         }
         for (const g of group) {

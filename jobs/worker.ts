@@ -5,6 +5,7 @@
  * handed back without using up an attempt and the loop waits, so an outage dead-letters nothing.
  */
 import { getLogger } from "@logtape/logtape";
+import { isConnectionError } from "../db/connection_error.ts";
 import type { Store } from "../db/store.ts";
 import { sleep } from "../lib/sleep.ts";
 import type { Metrics } from "../metrics.ts";
@@ -74,9 +75,11 @@ export async function processBatch(o: Omit<WorkerOptions, "signal">, leases: Lea
       o.metrics?.jobs.inc({ type: x.type, outcome: "dead" });
       o.metrics?.deadLettered.inc({ queue: o.queue.name });
     } else if (x.status === "failed") {
-      dbReachable ??= await o.store.ping().then(() => true, () => false);
       const message = x.error instanceof Error ? x.error.message : String(x.error);
-      if (!dbReachable) {
+      // A lost or refused connection is transient even if the database is back by now.
+      const transient = isConnectionError(x.error) ||
+        !(dbReachable ??= await o.store.ping().then(() => true, () => false));
+      if (transient) {
         pause = Math.max(pause, o.retryBaseMs);
         await o.queue.retry(x.lease, o.retryBaseMs, { countAttempt: false, error: message });
         o.metrics?.jobs.inc({ type: x.type, outcome: "retried" });

@@ -145,3 +145,37 @@ Deno.test("heartbeats of one batch reach the store together, validated and typed
     ["B", 21, null, "2026-04-14T01:00:00.000Z"],
   ]]);
 });
+
+/** An error shaped like mysql2's (behind Drizzle's wrapper) when the database cannot be reached. */
+function unreachable(code: string): Error {
+  const driver = Object.assign(new Error(`connect ${code}`), { code, fatal: true });
+  return new Error("Failed query: select 1", { cause: driver });
+}
+
+Deno.test("a connection error is transient even if the database answers again when it is handled", async () => {
+  const { queue, calls } = recordingQueue();
+  const store = fakeStore({ recordHeartbeats: () => Promise.reject(unreachable("ETIMEDOUT")) });
+  const pause = await processBatch(options(queue, store), [lease(job("heartbeat", { temperature: 1 }), 2)]);
+  assert.ok(pause > 0, "the worker pauses");
+  assert.deepEqual(calls.map((c) => [c.op, c.countAttempt]), [["retry", false]]);
+});
+
+Deno.test("an unreachable database fails the batch at once, without trying each job alone", async () => {
+  const { queue, calls } = recordingQueue();
+  let attempts = 0;
+  const store = fakeStore({
+    recordTransactions: () => {
+      attempts++;
+      return Promise.reject(unreachable("PROTOCOL_CONNECTION_LOST"));
+    },
+  });
+  const tx = (id: string) =>
+    lease(job("transaction", { transaction_id: id, slot_no: 1, quantity: 1, amount: 1 }));
+  await processBatch(options(queue, store), [tx("A"), tx("B"), tx("C")]);
+  assert.equal(attempts, 1, "one attempt for the whole batch");
+  assert.deepEqual(calls.map((c) => [c.op, c.countAttempt]), [
+    ["retry", false],
+    ["retry", false],
+    ["retry", false],
+  ]);
+});
