@@ -114,7 +114,11 @@ export class MqttConnection {
         broker: this.broker,
         sessionPresent: connack.sessionPresent,
       });
-      if (!connack.sessionPresent || first) this.#subscribeAll(!first);
+      // Subscribe again even when the broker says it kept the session: mosquitto 2.0 restores a
+      // persisted session after a restart without its shared subscriptions, so trusting
+      // sessionPresent leaves the gateway connected and deaf. An identical SUBSCRIBE replaces the
+      // subscription without interrupting its flow.
+      this.#subscribeAll(!first);
     });
     this.client.on("message", (topic, payload, packet) => {
       for (const listener of this.#listeners) {
@@ -267,7 +271,9 @@ export class MqttConnection {
   #subscribeAll(again: boolean): void {
     this.#subscribed = this.#subscriptions.size === 0;
     if (this.#subscriptions.size === 0) return;
-    const topics = Object.fromEntries([...this.#subscriptions].map(([f, qos]) => [f, { qos }]));
+    // MQTT 5 rh=1: retained messages only for a subscription the broker did not have any more.
+    const rh = again && this.#options.protocolVersion === 5 ? { rh: 1 } : {};
+    const topics = Object.fromEntries([...this.#subscriptions].map(([f, qos]) => [f, { qos, ...rh }]));
     this.client.subscribeAsync(topics).then((granted) => {
       this.#subscribed = this.#checkGranted(granted);
       if (again) {
