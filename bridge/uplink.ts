@@ -6,7 +6,8 @@
  * the push is stored, so a crash in between loses nothing: the broker delivers it again.
  *
  * Bad input never stops the flow: an unknown topic or a bad serial is counted and acknowledged
- * (there is nothing to retry); malformed JSON and oversize payloads go to the dead letters.
+ * (there is nothing to retry); malformed JSON, oversize payloads and payloads that cannot be
+ * re-encoded (nested too deeply) go to the dead letters.
  */
 import { getLogger } from "@logtape/logtape";
 import { encodeBridgePayload, formatReceivedAt, SERIAL_NO } from "../jobs/bridge_payload.ts";
@@ -145,12 +146,23 @@ export async function startUplink(o: UplinkOptions): Promise<void> {
         `Cannot parse ${type} from ${serialNo}: payload is not a JSON object`,
       );
     }
-    const job = encodeBridgePayload({
-      type,
-      serial_no: serialNo,
-      payload: payload as Record<string, unknown>,
-      received_at: formatReceivedAt(now()),
-    });
+    let job: string;
+    try {
+      job = encodeBridgePayload({
+        type,
+        serial_no: serialNo,
+        payload: payload as Record<string, unknown>,
+        received_at: formatReceivedAt(now()),
+      });
+    } catch (error) {
+      // JSON.parse takes nesting that JSON.stringify, deeper in the stack, cannot: a few dozen kB
+      // of brackets. Throwing here would leave the message without a PUBACK, and mqtt.js handles
+      // a connection's packets one at a time: the whole uplink would stall behind it.
+      return await deadLetter(
+        "unprocessable",
+        `Cannot encode ${type} from ${serialNo}: ${(error as Error).message}`,
+      );
+    }
     if (!await store(() => batcher.push(job))) return false;
     o.metrics?.queued.inc({ type });
     return true;
