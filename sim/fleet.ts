@@ -175,7 +175,8 @@ export class Fleet {
       }
     }
     const client = mqtt.connect(o.url, {
-      clientId: `sim-${o.runId}-${m.serial}`,
+      // The broker policy (auth/machine_auth.ts) wants the serial, or the serial and a colon, first.
+      clientId: `${m.serial}:sim-${o.runId}`,
       username: o.api ? m.serial : undefined,
       password,
       protocolVersion: o.protocolVersion,
