@@ -7,7 +7,7 @@
  * fails only when a scenario cannot run at all.
  *
  * Flags: `--smoke`, `--only a,b` (ceilings, uplink-queue, worker-drain, uplink-e2e, uplink-rate,
- * stress, downlink, scale), `--env NAME=VALUE` (gateway setting under test; repeatable),
+ * stress, downlink, scale, embedded), `--env NAME=VALUE` (gateway setting under test; repeatable),
  * `--redis URL`, `--mysql URL`, `--scale-machines N`, `--out DIR`, `--split` (scenarios 2b-5 with the
  * worker role in a second gateway process).
  */
@@ -25,6 +25,7 @@ import {
   SMOKE,
 } from "./context.ts";
 import { runDownlink } from "./downlink.ts";
+import { runEmbedded } from "./embedded.ts";
 import { GatewayProcess } from "./gateway_process.ts";
 import { evaluateGoals, lowestCeiling, renderTable } from "./report.ts";
 import { runScale } from "./scale.ts";
@@ -42,6 +43,7 @@ const SCENARIOS = [
   "stress",
   "downlink",
   "scale",
+  "embedded",
 ] as const;
 
 async function versionOf(cmd: string, args: string[]): Promise<string> {
@@ -205,6 +207,7 @@ async function main(args: string[]): Promise<number> {
         });
       }
     }
+    if (only.has("embedded")) await step("embedded", () => runEmbedded(c));
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
     if (ctx) await closeContext(ctx, values.mysql!).catch((e) => console.error(`cleanup: ${e}`));

@@ -65,7 +65,7 @@ export function evaluateGoals(
     unit: "msg/s",
     target: "≥ 10000, exactly once",
     holds: tx === null ? null : tx >= 10_000 && once === 1 && onceE2e !== 0,
-    note: `exactly once: drain ${once === 1 ? "yes" : "NO"}, end to end ${
+    note: `exactly once: drain ${once === null ? "n/a" : once === 1 ? "yes" : "NO"}, end to end ${
       onceE2e === null ? "n/a" : onceE2e === 1 ? "yes" : "NO"
     }`,
   });
