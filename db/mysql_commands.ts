@@ -9,39 +9,16 @@ import { and, desc, eq, inArray, isNotNull, lte, or, sql } from "drizzle-orm";
 import type { MySql2Database } from "drizzle-orm/mysql2";
 import type * as schema from "./schema.ts";
 import { machineCommands, machines } from "./schema.ts";
-import type { CommandAck, CommandAckOutcome, CommandRecord, CommandStatus, NewCommand } from "./store.ts";
+import { toCommandRecord } from "./command_record.ts";
+import { parseJson } from "./parse_json.ts";
+import type { CommandAck, CommandAckOutcome, CommandRecord, NewCommand } from "./store.ts";
 
 type Db = MySql2Database<typeof schema>;
 type Row = typeof machineCommands.$inferSelect;
 
-/** MariaDB returns JSON columns as text; MySQL as objects. */
-function json(value: unknown): Record<string, unknown> | null {
-  if (value === null || value === undefined) return null;
-  if (typeof value === "string") {
-    try {
-      return JSON.parse(value) as Record<string, unknown>;
-    } catch {
-      return null;
-    }
-  }
-  return value as Record<string, unknown>;
-}
-
+/** A row as a record; MariaDB returns JSON columns as text, MySQL as objects. */
 function toRecord(row: Row): CommandRecord {
-  return {
-    messageId: row.messageId,
-    serialNo: row.serialNo,
-    command: row.command,
-    payload: json(row.payload) ?? {},
-    status: row.status as CommandStatus,
-    source: row.source,
-    detail: json(row.detail),
-    expiresAt: row.expiresAt,
-    createdAt: row.createdAt,
-    sentAt: row.sentAt,
-    ackedAt: row.ackedAt,
-    updatedAt: row.updatedAt,
-  };
+  return toCommandRecord(row, parseJson<Record<string, unknown>>);
 }
 
 function affected(result: unknown): number {

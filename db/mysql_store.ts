@@ -8,7 +8,9 @@ import type { MigrationMeta } from "drizzle-orm/migrator";
 import { migrate } from "drizzle-orm/mysql2/migrator";
 import mysql from "mysql2/promise";
 import { embeddedMigrations } from "./embedded_migrations.ts";
+import { toSummary } from "./machine_summary.ts";
 import { MysqlCommands } from "./mysql_commands.ts";
+import { parseJson } from "./parse_json.ts";
 import * as schema from "./schema.ts";
 import type { CommandAck, CommandAckOutcome, CommandRecord, NewCommand } from "./store.ts";
 import { machineLogs, machines, machineSlots } from "./schema.ts";
@@ -75,19 +77,6 @@ export interface MysqlStoreOptions {
   /** Defaults to the committed migrations embedded in the program (db/migrations/embedded.ts). */
   migrations?: readonly MigrationMeta[];
   connectionLimit?: number;
-}
-
-/** MariaDB returns JSON columns as text; MySQL as objects. */
-export function parseJson<T>(value: unknown): T | null {
-  if (value === null || value === undefined) return null;
-  if (typeof value === "string") {
-    try {
-      return JSON.parse(value) as T;
-    } catch {
-      return null;
-    }
-  }
-  return value as T;
 }
 
 export class MysqlStore implements Store {
@@ -338,16 +327,4 @@ export class MysqlStore implements Store {
       }
     }
   }
-}
-
-function toSummary(row: typeof machines.$inferSelect): MachineSummary {
-  return {
-    serialNo: row.serialNo,
-    name: row.name,
-    registered: row.registered,
-    lastHeardAt: row.lastHeardAt,
-    temperature: row.temperature,
-    currentPage: row.currentPage,
-    createdAt: row.createdAt,
-  };
 }

@@ -9,26 +9,15 @@ import { and, desc, eq, inArray, isNotNull, lte, or, sql } from "drizzle-orm";
 import type { SqliteRemoteDatabase } from "drizzle-orm/sqlite-proxy";
 import type * as schema from "./schema_sqlite.ts";
 import { machineCommands, machines } from "./schema_sqlite.ts";
-import type { CommandAck, CommandAckOutcome, CommandRecord, CommandStatus, NewCommand } from "./store.ts";
+import { toCommandRecord } from "./command_record.ts";
+import type { CommandAck, CommandAckOutcome, CommandRecord, NewCommand } from "./store.ts";
 
 type Db = SqliteRemoteDatabase<typeof schema>;
 type Row = typeof machineCommands.$inferSelect;
 
+/** A row as a record; Drizzle has already parsed the JSON columns. */
 function toRecord(row: Row): CommandRecord {
-  return {
-    messageId: row.messageId,
-    serialNo: row.serialNo,
-    command: row.command,
-    payload: (row.payload as Record<string, unknown> | null) ?? {},
-    status: row.status as CommandStatus,
-    source: row.source,
-    detail: (row.detail as Record<string, unknown> | null) ?? null,
-    expiresAt: row.expiresAt,
-    createdAt: row.createdAt,
-    sentAt: row.sentAt,
-    ackedAt: row.ackedAt,
-    updatedAt: row.updatedAt,
-  };
+  return toCommandRecord(row, (value) => (value as Record<string, unknown> | null) ?? null);
 }
 
 export class SqliteCommands {

@@ -16,6 +16,7 @@ import { and, count, desc, eq, gte, inArray, isNull, lt, or, sql } from "drizzle
 import { type MigrationMeta, readMigrationFiles } from "drizzle-orm/migrator";
 import { drizzle, type SqliteRemoteDatabase } from "drizzle-orm/sqlite-proxy";
 import { embeddedMigrations } from "./embedded_migrations.ts";
+import { toSummary } from "./machine_summary.ts";
 import * as schema from "./schema_sqlite.ts";
 import { machineLogs, machines, machineSlots, transactions } from "./schema_sqlite.ts";
 import { SqliteCommands } from "./sqlite_commands.ts";
@@ -375,16 +376,4 @@ export class SqliteStore implements Store {
     if (method === "get") return { rows: statement.get(...args) };
     return { rows: statement.all(...args) };
   }
-}
-
-function toSummary(row: typeof machines.$inferSelect): MachineSummary {
-  return {
-    serialNo: row.serialNo,
-    name: row.name,
-    registered: row.registered,
-    lastHeardAt: row.lastHeardAt,
-    temperature: row.temperature,
-    currentPage: row.currentPage,
-    createdAt: row.createdAt,
-  };
 }
