@@ -11,17 +11,12 @@ import assert from "node:assert/strict";
 import {
   assertLedgerExact,
   faultSeed,
-  Fleet,
   GatewayProcess,
-  gatewaySettings,
-  makeTransactions,
-  Mosquitto,
-  randomSuffix,
-  RedisServer,
   scenario,
   seededRandom,
-  TempDir,
-  TestDatabase,
+  servicesSettings,
+  startServices,
+  transactionFleet,
   waitFor,
 } from "./support.ts";
 
@@ -30,19 +25,14 @@ const LIVE = 5000;
 const QUEUED = 1500;
 
 Deno.test("a broker restart: everyone reconnects and the persistent session delivers what was queued", async () => {
-  await scenario("broker_restart", async ({ defer, logs }) => {
+  await scenario("broker_restart", async (ctx) => {
+    const { defer, logs } = ctx;
     const random = seededRandom(faultSeed("broker_restart"));
-    const dir = await TempDir.create("broker");
-    defer(() => dir[Symbol.asyncDispose]());
-    const broker = await Mosquitto.start(dir.path, { persistence: true });
-    defer(() => broker.close());
+    const services = await startServices(ctx, "broker", { broker: { persistence: true } });
+    const { dir, broker, redis, db } = services;
     logs(() => broker.logTail());
-    const redis = await RedisServer.start(dir.path);
-    defer(() => redis.close());
-    const db = await TestDatabase.create();
-    defer(() => db.close());
 
-    const settings = gatewaySettings({ mqttUrl: broker.url, redisUrl: redis.url, databaseUrl: db.url() });
+    const settings = servicesSettings(services);
     let gateway = await GatewayProcess.start(dir.path, settings, "gateway-0");
     defer(() => gateway.stop());
     logs(() => gateway.logTail());
@@ -54,17 +44,13 @@ Deno.test("a broker restart: everyone reconnects and the persistent session deli
       `status ${JSON.stringify((await gateway.status()).counters)}`
     );
 
-    const run = randomSuffix(6);
-    const serials = Array.from({ length: MACHINES }, (_, i) => `FB${run}-${i}`);
     // Machines retry every 3 s, the gateway backs off up to 2 s, so the gateway is back first.
     // Mosquitto 2.0 restores a persisted session without its shared subscriptions: until the
     // gateway has subscribed again, whatever machines publish has no subscriber and is dropped
     // by the broker (a broker limitation the gateway cannot see; see README, "Fault injection").
-    const fleet = await Fleet.connect(broker.url, serials.map((s) => `machine-${s}`), {
+    const { fleet, messages } = await transactionFleet(ctx, broker.url, "FB", MACHINES, LIVE + QUEUED, {
       reconnectPeriodMs: 3000,
     });
-    defer(() => fleet.close());
-    const messages = makeTransactions(serials, LIVE + QUEUED, run);
 
     // 1. Restart mid-run.
     const sending = fleet.send(messages.slice(0, LIVE));

@@ -11,17 +11,12 @@ import {
   assertLedgerExact,
   delay,
   fetchText,
-  Fleet,
   GatewayProcess,
   gatewaySettings,
-  makeTransactions,
-  Mosquitto,
-  randomSuffix,
-  RedisServer,
   scenario,
+  startServices,
   TcpProxy,
-  TempDir,
-  TestDatabase,
+  transactionFleet,
   waitFor,
 } from "./support.ts";
 
@@ -32,15 +27,9 @@ const DURING = 3000;
 const AFTER = 1000;
 
 Deno.test("a 20 s database outage dead-letters nothing and loses nothing", async () => {
-  await scenario("db_outage", async ({ defer, logs }) => {
-    const dir = await TempDir.create("db");
-    defer(() => dir[Symbol.asyncDispose]());
-    const broker = await Mosquitto.start(dir.path);
-    defer(() => broker.close());
-    const redis = await RedisServer.start(dir.path);
-    defer(() => redis.close());
-    const db = await TestDatabase.create();
-    defer(() => db.close());
+  await scenario("db_outage", async (ctx) => {
+    const { defer, logs } = ctx;
+    const { dir, broker, redis, db } = await startServices(ctx, "db");
     const proxy = new TcpProxy({ hostname: "127.0.0.1", port: 3306 });
     defer(() => proxy.close());
 
@@ -55,11 +44,13 @@ Deno.test("a 20 s database outage dead-letters nothing and loses nothing", async
     defer(() => gateway.stop());
     logs(() => gateway.logTail(60));
 
-    const run = randomSuffix(6);
-    const serials = Array.from({ length: MACHINES }, (_, i) => `FD${run}-${i}`);
-    const fleet = await Fleet.connect(broker.url, serials.map((s) => `machine-${s}`));
-    defer(() => fleet.close());
-    const messages = makeTransactions(serials, BEFORE + DURING + AFTER, run);
+    const { fleet, messages } = await transactionFleet(
+      ctx,
+      broker.url,
+      "FD",
+      MACHINES,
+      BEFORE + DURING + AFTER,
+    );
 
     // Cut while the first part is being written, so that batches fail half-way.
     const first = fleet.send(messages.slice(0, BEFORE));

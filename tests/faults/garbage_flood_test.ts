@@ -11,16 +11,13 @@ import {
   assertLedgerExact,
   delay,
   Fleet,
-  GatewayProcess,
-  gatewaySettings,
   makeTransactions,
-  Mosquitto,
   type Outgoing,
   randomSuffix,
-  RedisServer,
   scenario,
-  TempDir,
-  TestDatabase,
+  servicesSettings,
+  startGateway,
+  startServices,
   waitFor,
 } from "./support.ts";
 
@@ -43,20 +40,13 @@ function countBy(items: string[]): Record<string, number> {
 }
 
 Deno.test("a garbage flood: good traffic lands, the process stays up with bounded memory", async () => {
-  await scenario("garbage_flood", async ({ defer, logs }) => {
-    const dir = await TempDir.create("garbage");
-    defer(() => dir[Symbol.asyncDispose]());
-    const broker = await Mosquitto.start(dir.path);
-    defer(() => broker.close());
-    const redis = await RedisServer.start(dir.path);
-    defer(() => redis.close());
-    const db = await TestDatabase.create();
-    defer(() => db.close());
+  await scenario("garbage_flood", async (ctx) => {
+    const { defer } = ctx;
+    const services = await startServices(ctx, "garbage");
+    const { dir, broker, redis, db } = services;
 
-    const settings = gatewaySettings({ mqttUrl: broker.url, redisUrl: redis.url, databaseUrl: db.url() });
-    const gateway = await GatewayProcess.start(dir.path, settings);
-    defer(() => gateway.stop());
-    logs(() => gateway.logTail());
+    const settings = servicesSettings(services);
+    const gateway = await startGateway(ctx, dir.path, settings);
 
     const run = randomSuffix(6);
     const serials = Array.from({ length: MACHINES }, (_, i) => `FG${run}-${i}`);

@@ -10,17 +10,12 @@ import {
   assertLedgerExact,
   delay,
   faultSeed,
-  Fleet,
   GatewayProcess,
-  gatewaySettings,
-  makeTransactions,
-  Mosquitto,
-  randomSuffix,
-  RedisServer,
   scenario,
   seededRandom,
-  TempDir,
-  TestDatabase,
+  servicesSettings,
+  startServices,
+  transactionFleet,
   waitFor,
 } from "./support.ts";
 
@@ -29,27 +24,18 @@ const MACHINES = 20;
 const KILLS = 3;
 
 Deno.test("kill -9 of the gateway at random points loses and doubles nothing", async () => {
-  await scenario("kill9", async ({ defer, logs }) => {
+  await scenario("kill9", async (ctx) => {
+    const { defer, logs } = ctx;
     const random = seededRandom(faultSeed("kill9"));
-    const dir = await TempDir.create("kill9");
-    defer(() => dir[Symbol.asyncDispose]());
-    const broker = await Mosquitto.start(dir.path);
-    defer(() => broker.close());
-    const redis = await RedisServer.start(dir.path);
-    defer(() => redis.close());
-    const db = await TestDatabase.create();
-    defer(() => db.close());
+    const services = await startServices(ctx, "kill9");
+    const { dir, broker, redis, db } = services;
 
-    const settings = gatewaySettings({ mqttUrl: broker.url, redisUrl: redis.url, databaseUrl: db.url() });
+    const settings = servicesSettings(services);
     let gateway = await GatewayProcess.start(dir.path, settings, "gateway-0");
     defer(() => gateway.stop());
     logs(() => gateway.logTail());
 
-    const run = randomSuffix(6);
-    const serials = Array.from({ length: MACHINES }, (_, i) => `FK${run}-${i}`);
-    const fleet = await Fleet.connect(broker.url, serials.map((s) => `machine-${s}`));
-    defer(() => fleet.close());
-    const messages = makeTransactions(serials, MESSAGES, run);
+    const { fleet, messages } = await transactionFleet(ctx, broker.url, "FK", MACHINES, MESSAGES);
 
     // Kill points: random amounts of stored progress, plus a random few ms so that the kill
     // lands anywhere in the pipeline (receiving, pushing, leasing, writing the batch, acking).
@@ -87,27 +73,18 @@ Deno.test("kill -9 of the gateway at random points loses and doubles nothing", a
 // So the rule "PUBACK only once stored" gets its own deterministic check: the queue hangs, machines
 // publish, the gateway is killed while it holds their messages, and none may be missing.
 Deno.test("kill -9 while the queue hangs loses nothing: the PUBACK waits for the push", async () => {
-  await scenario("kill9_hung_queue", async ({ defer, logs }) => {
-    const dir = await TempDir.create("kill9-hung");
-    defer(() => dir[Symbol.asyncDispose]());
-    const broker = await Mosquitto.start(dir.path);
-    defer(() => broker.close());
-    const redis = await RedisServer.start(dir.path);
-    defer(() => redis.close());
+  await scenario("kill9_hung_queue", async (ctx) => {
+    const { defer, logs } = ctx;
+    const services = await startServices(ctx, "kill9-hung");
+    const { dir, broker, redis, db } = services;
     defer(() => redis.thaw()); // a frozen redis-server must be able to exit
-    const db = await TestDatabase.create();
-    defer(() => db.close());
 
-    const settings = gatewaySettings({ mqttUrl: broker.url, redisUrl: redis.url, databaseUrl: db.url() });
+    const settings = servicesSettings(services);
     let gateway = await GatewayProcess.start(dir.path, settings, "gateway-0");
     defer(() => gateway.stop());
     logs(() => gateway.logTail());
 
-    const run = randomSuffix(6);
-    const serials = Array.from({ length: 5 }, (_, i) => `FH${run}-${i}`);
-    const fleet = await Fleet.connect(broker.url, serials.map((s) => `machine-${s}`));
-    defer(() => fleet.close());
-    const messages = makeTransactions(serials, 600, run);
+    const { fleet, messages } = await transactionFleet(ctx, broker.url, "FH", 5, 600);
 
     await fleet.send(messages.slice(0, 100));
     await waitFor("the first 100 stored", async () => await db.transactionCount() === 100);

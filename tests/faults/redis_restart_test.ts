@@ -10,17 +10,12 @@ import assert from "node:assert/strict";
 import {
   assertLedgerExact,
   faultSeed,
-  Fleet,
-  GatewayProcess,
-  gatewaySettings,
-  makeTransactions,
-  Mosquitto,
-  randomSuffix,
-  RedisServer,
   scenario,
   seededRandom,
-  TempDir,
-  TestDatabase,
+  servicesSettings,
+  startGateway,
+  startServices,
+  transactionFleet,
   waitFor,
 } from "./support.ts";
 
@@ -28,34 +23,19 @@ const MESSAGES = 8000;
 const MACHINES = 10;
 
 Deno.test("a Redis restart mid-run loses nothing and the gateway carries on", async () => {
-  await scenario("redis_restart", async ({ defer, logs }) => {
+  await scenario("redis_restart", async (ctx) => {
+    const { logs } = ctx;
     const random = seededRandom(faultSeed("redis_restart"));
-    const dir = await TempDir.create("redis");
-    defer(() => dir[Symbol.asyncDispose]());
-    const broker = await Mosquitto.start(dir.path);
-    defer(() => broker.close());
-    const redis = await RedisServer.start(dir.path, { durable: true });
-    defer(() => redis.close());
-    const db = await TestDatabase.create();
-    defer(() => db.close());
+    const services = await startServices(ctx, "redis", { redis: { durable: true } });
+    const { dir, broker, redis, db } = services;
 
-    const settings = gatewaySettings({
-      mqttUrl: broker.url,
-      redisUrl: redis.url,
-      databaseUrl: db.url(),
-    });
-    const gateway = await GatewayProcess.start(dir.path, settings);
-    defer(() => gateway.stop());
-    logs(() => gateway.logTail());
+    const settings = servicesSettings(services);
+    const gateway = await startGateway(ctx, dir.path, settings);
     logs(() => redis.logTail());
     logs(() => redis.describe());
     logs(async () => JSON.stringify(await gateway.status(), null, 1));
 
-    const run = randomSuffix(6);
-    const serials = Array.from({ length: MACHINES }, (_, i) => `FR${run}-${i}`);
-    const fleet = await Fleet.connect(broker.url, serials.map((s) => `machine-${s}`));
-    defer(() => fleet.close());
-    const messages = makeTransactions(serials, MESSAGES, run);
+    const { fleet, messages } = await transactionFleet(ctx, broker.url, "FR", MACHINES, MESSAGES);
 
     // Send in two halves so that traffic is flowing (and backing up) around each restart.
     const first = messages.slice(0, MESSAGES / 2);

@@ -1034,16 +1034,19 @@ export async function assertLedgerExact(
   return ledger;
 }
 
+/** What {@link scenario} hands its body: a cleanup stack, and logs to print on failure. */
+export interface ScenarioContext {
+  defer: (fn: () => Promise<unknown> | unknown) => void;
+  logs: (fn: () => Promise<string>) => void;
+}
+
 /**
  * Runs `body` with a cleanup stack: every registered cleanup runs (last first) even if the body
  * or another cleanup fails. On failure, the tails of the given logs are printed.
  */
 export async function scenario(
   name: string,
-  body: (ctx: {
-    defer: (fn: () => Promise<unknown> | unknown) => void;
-    logs: (fn: () => Promise<string>) => void;
-  }) => Promise<void>,
+  body: (ctx: ScenarioContext) => Promise<void>,
 ): Promise<void> {
   const cleanups: (() => Promise<unknown> | unknown)[] = [];
   const logSources: (() => Promise<string>)[] = [];
@@ -1067,4 +1070,70 @@ export async function scenario(
     }
     console.log(`[${name}] ${((performance.now() - started) / 1000).toFixed(1)} s`);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenario building blocks
+
+/** A scenario's own services: temp dir, mosquitto, redis-server and database. */
+export interface Services {
+  dir: TempDir;
+  broker: Mosquitto;
+  redis: RedisServer;
+  db: TestDatabase;
+}
+
+/** Starts a scenario's {@link Services} in a temp dir named after `prefix`; each is cleaned up via `defer`. */
+export async function startServices(
+  { defer }: ScenarioContext,
+  prefix: string,
+  options: { broker?: MosquittoOptions; redis?: RedisOptions } = {},
+): Promise<Services> {
+  const dir = await TempDir.create(prefix);
+  defer(() => dir[Symbol.asyncDispose]());
+  const broker = await Mosquitto.start(dir.path, options.broker);
+  defer(() => broker.close());
+  const redis = await RedisServer.start(dir.path, options.redis);
+  defer(() => redis.close());
+  const db = await TestDatabase.create();
+  defer(() => db.close());
+  return { dir, broker, redis, db };
+}
+
+/** {@link gatewaySettings} onto the scenario's broker, redis and database. */
+export function servicesSettings({ broker, redis, db }: Services): GatewaySettings {
+  return gatewaySettings({ mqttUrl: broker.url, redisUrl: redis.url, databaseUrl: db.url() });
+}
+
+/** Starts a gateway that stays for the whole scenario: stopped via `defer`, its log tail in `logs`. */
+export async function startGateway(
+  { defer, logs }: ScenarioContext,
+  dir: string,
+  settings: GatewaySettings,
+  logName?: string,
+): Promise<GatewayProcess> {
+  const gateway = await GatewayProcess.start(dir, settings, logName);
+  defer(() => gateway.stop());
+  logs(() => gateway.logTail());
+  return gateway;
+}
+
+/**
+ * Connects `machines` machines with serials `<serialPrefix><run>-<i>` (client id `machine-<serial>`,
+ * closed via `defer`) and makes `count` transactions for them.
+ */
+export async function transactionFleet(
+  { defer }: ScenarioContext,
+  brokerUrl: string,
+  serialPrefix: string,
+  machines: number,
+  count: number,
+  options?: { reconnectPeriodMs?: number },
+): Promise<{ serials: string[]; fleet: Fleet; messages: TransactionMessage[] }> {
+  const run = randomSuffix(6);
+  const serials = Array.from({ length: machines }, (_, i) => `${serialPrefix}${run}-${i}`);
+  const fleet = await Fleet.connect(brokerUrl, serials.map((s) => `machine-${s}`), options);
+  defer(() => fleet.close());
+  const messages = makeTransactions(serials, count, run);
+  return { serials, fleet, messages };
 }

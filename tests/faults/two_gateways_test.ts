@@ -8,53 +8,26 @@
 import assert from "node:assert/strict";
 import {
   assertLedgerExact,
-  Fleet,
-  GatewayProcess,
-  gatewaySettings,
-  makeTransactions,
-  Mosquitto,
-  randomSuffix,
-  RedisServer,
   scenario,
-  TempDir,
-  TestDatabase,
+  servicesSettings,
+  startGateway,
+  startServices,
+  transactionFleet,
 } from "./support.ts";
 
 const MESSAGES = 4000;
 const MACHINES = 10;
 
 Deno.test("two gateways on one broker split the load and process nothing twice", async () => {
-  await scenario("two_gateways", async ({ defer, logs }) => {
-    const dir = await TempDir.create("two");
-    defer(() => dir[Symbol.asyncDispose]());
-    const broker = await Mosquitto.start(dir.path);
-    defer(() => broker.close());
-    const redis = await RedisServer.start(dir.path);
-    defer(() => redis.close());
-    const db = await TestDatabase.create();
-    defer(() => db.close());
+  await scenario("two_gateways", async (ctx) => {
+    const services = await startServices(ctx, "two");
+    const { dir, broker, redis, db } = services;
 
-    const shared = gatewaySettings({ mqttUrl: broker.url, redisUrl: redis.url, databaseUrl: db.url() });
-    const a = await GatewayProcess.start(
-      dir.path,
-      { ...shared, clientId: `${shared.clientId}-a` },
-      "gateway-a",
-    );
-    defer(() => a.stop());
-    logs(() => a.logTail());
-    const b = await GatewayProcess.start(
-      dir.path,
-      { ...shared, clientId: `${shared.clientId}-b` },
-      "gateway-b",
-    );
-    defer(() => b.stop());
-    logs(() => b.logTail());
+    const shared = servicesSettings(services);
+    const a = await startGateway(ctx, dir.path, { ...shared, clientId: `${shared.clientId}-a` }, "gateway-a");
+    const b = await startGateway(ctx, dir.path, { ...shared, clientId: `${shared.clientId}-b` }, "gateway-b");
 
-    const run = randomSuffix(6);
-    const serials = Array.from({ length: MACHINES }, (_, i) => `FT${run}-${i}`);
-    const fleet = await Fleet.connect(broker.url, serials.map((s) => `machine-${s}`));
-    defer(() => fleet.close());
-    const messages = makeTransactions(serials, MESSAGES, run);
+    const { fleet, messages } = await transactionFleet(ctx, broker.url, "FT", MACHINES, MESSAGES);
     await fleet.send(messages);
 
     await assertLedgerExact(db, redis, shared.incomingQueue, messages);
