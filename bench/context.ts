@@ -204,6 +204,47 @@ export function jobsDone(scrape: Scrape, type?: string): { done: number; dead: n
   };
 }
 
+/**
+ * Polls the gateway's job counters every `everyMs` until `n` more jobs than `before` are finished
+ * (done or dead). `ok` is false on timeout or abort; `progress` is the counters last read.
+ */
+export async function waitForJobs(
+  gateway: Pick<GatewayProcess, "scrape">,
+  before: ReturnType<typeof jobsDone>,
+  n: number,
+  timeoutMs: number,
+  signal: AbortSignal,
+  everyMs: number,
+): Promise<{ ok: boolean; progress: ReturnType<typeof jobsDone> }> {
+  let progress = before;
+  const ok = await waitUntil(
+    async () => {
+      progress = jobsDone(await gateway.scrape());
+      return progress.done + progress.dead - before.done - before.dead >= n;
+    },
+    timeoutMs,
+    signal,
+    everyMs,
+  );
+  return { ok, progress };
+}
+
+/** The transaction rows of machines `<prefix>…` and the units they sold (minus their slots' stock). */
+export async function prefixLedger(
+  ctx: BenchContext,
+  prefix: string,
+): Promise<{ rows: number; sold: number }> {
+  const [[tx]] = await ctx.db.query(
+    "SELECT COUNT(*) AS n FROM transactions WHERE serial_no LIKE ?",
+    [`${prefix}%`],
+  ) as unknown as [[{ n: number }]];
+  const [[stock]] = await ctx.db.query(
+    "SELECT COALESCE(-SUM(stock), 0) AS q FROM machine_slots WHERE serial_no LIKE ?",
+    [`${prefix}%`],
+  ) as unknown as [[{ q: number }]];
+  return { rows: Number(tx.n), sold: Number(stock.q) };
+}
+
 /** Samples the depth of a Redis list (and the gateway's job counters) over a scenario. */
 export class DepthSeries {
   readonly points: {

@@ -13,7 +13,7 @@ import {
   jobsDone,
   randomId,
   type ScenarioResult,
-  waitUntil,
+  waitForJobs,
 } from "./context.ts";
 import { GatewayProcess } from "./gateway_process.ts";
 import { LoadGenerator } from "./load.ts";
@@ -83,16 +83,7 @@ export async function runEmbedded(ctx: BenchContext): Promise<ScenarioResult> {
       const watch = new ProcWatcher(gateway.pid);
       const start = performance.now();
       await burst.go();
-      let progress = before;
-      const ok = await waitUntil(
-        async () => {
-          progress = jobsDone(await gateway.scrape());
-          return progress.done + progress.dead - before.done - before.dead >= n;
-        },
-        600_000,
-        ctx.signal,
-        100,
-      );
+      const { ok, progress } = await waitForJobs(gateway, before, n, 600_000, ctx.signal, 100);
       const seconds = (performance.now() - start) / 1000;
       const proc = watch.stop();
       burstDone = await burst.stop();
@@ -166,15 +157,7 @@ export async function runEmbedded(ctx: BenchContext): Promise<ScenarioResult> {
       const watch = new ProcWatcher(gateway.pid);
       await rate.go();
       const done = await rate.done;
-      await waitUntil(
-        async () => {
-          const p = jobsDone(await gateway.scrape());
-          return p.done + p.dead - before.done - before.dead >= done.sent;
-        },
-        300_000,
-        ctx.signal,
-        100,
-      );
+      await waitForJobs(gateway, before, done.sent, 300_000, ctx.signal, 100);
       const proc = watch.stop();
       await rate.stop();
       const latencies = readStore(dataDir, (db) =>

@@ -10,7 +10,7 @@ import {
   jobsDone,
   randomId,
   type ScenarioResult,
-  waitUntil,
+  waitForJobs,
 } from "./context.ts";
 import type { GatewayProcess } from "./gateway_process.ts";
 import { LoadGenerator } from "./load.ts";
@@ -50,16 +50,7 @@ export async function runStress(
     const watch = new ProcWatcher(gateway.pid);
     const start = performance.now();
     await load.go();
-    let progress = before;
-    const ok = await waitUntil(
-      async () => {
-        progress = jobsDone(await gateway.scrape());
-        return progress.done + progress.dead - before.done - before.dead >= n;
-      },
-      300_000,
-      ctx.signal,
-      50,
-    );
+    const { ok, progress } = await waitForJobs(gateway, before, n, 300_000, ctx.signal, 50);
     const seconds = (performance.now() - start) / 1000;
     const proc = watch.stop();
     const series = depth.stop();

@@ -21,9 +21,11 @@ import {
   type Figure,
   gatewayEnv,
   jobsDone,
+  prefixLedger,
   queueName,
   randomId,
   type ScenarioResult,
+  waitForJobs,
   waitUntil,
 } from "./context.ts";
 import { GatewayProcess } from "./gateway_process.ts";
@@ -114,16 +116,7 @@ export async function runUplinkQueue(ctx: BenchContext): Promise<ScenarioResult>
 
 /** Counts this prefix's transactions and stock, to check exactly-once against what was sent. */
 async function exactlyOnce(ctx: BenchContext, prefix: string, uniqueTx: number, uniqueQty: number) {
-  const [[tx]] = await ctx.db.query(
-    "SELECT COUNT(*) AS n FROM transactions WHERE serial_no LIKE ?",
-    [`${prefix}%`],
-  ) as unknown as [[{ n: number }]];
-  const [[stock]] = await ctx.db.query(
-    "SELECT COALESCE(-SUM(stock), 0) AS q FROM machine_slots WHERE serial_no LIKE ?",
-    [`${prefix}%`],
-  ) as unknown as [[{ q: number }]];
-  const rows = Number(tx.n);
-  const sold = Number(stock.q);
+  const { rows, sold } = await prefixLedger(ctx, prefix);
   return { rows, sold, holds: rows === uniqueTx && sold === uniqueQty };
 }
 
@@ -143,16 +136,7 @@ export async function runUplinkE2e(
     const watch = new ProcWatcher(gateway.pid);
     const start = performance.now();
     await load.go();
-    let progress = before;
-    const ok = await waitUntil(
-      async () => {
-        progress = jobsDone(await gateway.scrape());
-        return progress.done + progress.dead - before.done - before.dead >= n;
-      },
-      600_000,
-      ctx.signal,
-      50,
-    );
+    const { ok, progress } = await waitForJobs(gateway, before, n, 600_000, ctx.signal, 50);
     const seconds = (performance.now() - start) / 1000;
     const proc = watch.stop();
     const series = depth.stop();

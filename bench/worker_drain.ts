@@ -15,6 +15,7 @@ import {
   DepthSeries,
   gatewayEnv,
   jobsDone,
+  prefixLedger,
   queueName,
   randomId,
   type ScenarioResult,
@@ -150,15 +151,8 @@ export async function runWorkerDrain(ctx: BenchContext): Promise<ScenarioResult>
   const txPrefix = `X${randomId(4)}-`;
   const txSet = transactions(txPrefix, ctx.sizes.drainTransactions, 0.02);
   const tx = await drain(ctx, "dtx", "transaction", (side) => fill(ctx, side, txSet.jobs));
-  const [[rows]] = await ctx.db.query(
-    "SELECT COUNT(*) AS n FROM transactions WHERE serial_no LIKE ?",
-    [`${txPrefix}%`],
-  ) as unknown as [[{ n: number }]];
-  const [[stock]] = await ctx.db.query(
-    "SELECT COALESCE(-SUM(stock), 0) AS q FROM machine_slots WHERE serial_no LIKE ?",
-    [`${txPrefix}%`],
-  ) as unknown as [[{ q: number }]];
-  const once = Number(rows.n) === txSet.unique && Number(stock.q) === txSet.quantity;
+  const ledger = await prefixLedger(ctx, txPrefix);
+  const once = ledger.rows === txSet.unique && ledger.sold === txSet.quantity;
 
   return {
     name: "worker-drain",
@@ -180,7 +174,7 @@ export async function runWorkerDrain(ctx: BenchContext): Promise<ScenarioResult>
         tx.seconds.toFixed(2)
       } s` +
       (tx.ok ? "" : " (timed out)") + (tx.dead ? `, ${tx.dead} dead-lettered` : "") +
-      `; rows ${rows.n}/${txSet.unique}, units ${stock.q}/${txSet.quantity}`,
+      `; rows ${ledger.rows}/${txSet.unique}, units ${ledger.sold}/${txSet.quantity}`,
     ],
     data: { heartbeats: { ...hb, lastWins }, transactions: { ...tx, once } },
   };
