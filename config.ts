@@ -57,6 +57,7 @@ const schema = {
   HTTP_HOST: z.string().min(1).default("0.0.0.0"),
   HTTP_PORT: int(0, 65535).default(5200),
   HTTP_MAX_BODY_BYTES: int(256, 64 * 1024 * 1024).default(64 * 1024),
+  HTTP_MAX_IN_FLIGHT: int(1, 100_000).default(256),
   API_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
   WORKER_CONCURRENCY: int(1, 64).default(2),
   WORKER_BATCH_SIZE: int(1, 5000).default(200),
@@ -104,7 +105,7 @@ export interface Config {
   };
   redis: { url?: string; incomingQueue: string; outgoingQueue: string };
   database: { url?: string; dataDir: string };
-  http: { host: string; port: number; maxBodyBytes: number; apiToken?: string };
+  http: { host: string; port: number; maxBodyBytes: number; maxInFlight: number; apiToken?: string };
   worker: {
     concurrency: number;
     batchSize: number;
@@ -183,6 +184,7 @@ export function loadConfig(env: Env): Config {
       host: r.HTTP_HOST,
       port: r.HTTP_PORT,
       maxBodyBytes: r.HTTP_MAX_BODY_BYTES,
+      maxInFlight: r.HTTP_MAX_IN_FLIGHT,
       apiToken: r.API_TOKEN,
     },
     worker: {

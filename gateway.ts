@@ -28,6 +28,7 @@ import { runWorker } from "./jobs/worker.ts";
 import { counterValues, createMetrics, type Metrics } from "./metrics.ts";
 import { openQueueBackend, type QueueBackend } from "./queue/open_queues.ts";
 import type { ReliableQueue } from "./queue/reliable_queue.ts";
+import { guardApi } from "./routes/api_guard.ts";
 import { notFound, onError } from "./routes/error_handler.ts";
 import { type Check, healthRoutes } from "./routes/health.ts";
 import { proxyRoutes } from "./routes/proxies.ts";
@@ -298,6 +299,12 @@ export class Gateway {
     if (this.#queues) checks.queue = () => this.#queues!.ping();
     if (this.#store) checks.database = () => this.#store!.ping();
     this.app.route("/", healthRoutes({ checks, status: () => this.status(), metrics: this.metrics }));
+    // Before the routes it protects: Hono applies middleware only to routes registered after it.
+    guardApi(this.app, {
+      apiToken: this.apiToken,
+      maxBodyBytes: this.config.http.maxBodyBytes,
+      maxInFlight: this.config.http.maxInFlight,
+    });
     if (this.#commands?.api) this.app.route("/", this.#commands.api);
     if (this.#devices) this.app.route("/", proxyRoutes(this.#devices));
   }

@@ -34,7 +34,7 @@ async function main(): Promise<number> {
   Deno.addSignalListener("SIGTERM", onSignal);
   try {
     await gateway.start();
-    if (!config.http.apiToken && config.roles.has("api")) {
+    if (!config.http.apiToken && (config.roles.has("api") || config.roles.has("devices"))) {
       // Printed once, to the console only: set API_TOKEN to keep a token across restarts.
       console.log(`API_TOKEN was not set; this run's bearer token for /api/*: ${gateway.apiToken}`);
     }

@@ -86,6 +86,7 @@ export class CommandCenter {
         credentials: this.credentials,
         brokerAuth: this.brokerAuth,
         onlineWindowSeconds: config.machineOnlineSeconds,
+        guard: false, // gateway.ts guards /api/* for every sub-app
       });
     }
   }

@@ -10,7 +10,7 @@ import type { BrokerAuth } from "../auth/broker_auth.ts";
 import type { CommandIntake } from "../bridge/command_intake.ts";
 import type { Store } from "../db/store.ts";
 import { PayloadTooLargeError } from "../errors.ts";
-import { bearerAuth } from "./bearer_auth.ts";
+import { guardApi } from "./api_guard.ts";
 import { commandRoutes } from "./commands.ts";
 import { mountDocs } from "./docs.ts";
 import { emqxHookRoutes } from "./emqx_hooks.ts";
@@ -28,6 +28,9 @@ export interface ApiDeps {
   onlineWindowSeconds: number;
   maxTtlSeconds?: number;
   version?: string;
+  /** False when the enclosing app already guards `/api/*` (the gateway does, for every sub-app). */
+  guard?: boolean;
+  maxInFlight?: number;
 }
 
 export function apiRoutes(deps: ApiDeps): OpenAPIHono {
@@ -38,7 +41,13 @@ export function apiRoutes(deps: ApiDeps): OpenAPIHono {
       throw new PayloadTooLargeError(`Request body exceeds ${deps.maxBodyBytes} bytes (HTTP_MAX_BODY_BYTES)`);
     },
   });
-  app.use("/api/*", limit, bearerAuth(deps.apiToken));
+  if (deps.guard !== false) {
+    guardApi(app, {
+      apiToken: deps.apiToken,
+      maxBodyBytes: deps.maxBodyBytes,
+      maxInFlight: deps.maxInFlight ?? 256,
+    });
+  }
   app.use("/emqx/*", limit);
   app.route("/", machineRoutes({ store: deps.store, onlineWindowSeconds: deps.onlineWindowSeconds }));
   app.route(

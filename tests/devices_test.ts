@@ -225,8 +225,10 @@ Deno.test("devices role alone: every proxy exchange becomes the seed's MQTT even
     assert.deepEqual(custom, ["hello"]);
     assert.ok(gateway.devices.status().handlers.failures >= 1);
 
-    // GET /api/v1/proxies
-    const listed = await gateway.app.request("/api/v1/proxies");
+    // GET /api/v1/proxies: behind the bearer token like every /api/* route
+    assert.equal((await gateway.app.request("/api/v1/proxies")).status, 401);
+    const bearer = { authorization: `Bearer ${gateway.apiToken}` };
+    const listed = await gateway.app.request("/api/v1/proxies", { headers: bearer });
     assert.equal(listed.status, 200);
     const { proxies } = await listed.json() as { proxies: Json[] };
     assert.deepEqual(proxies.map((p) => [p.proxyid, (p.last as Json).status]), [
@@ -242,7 +244,7 @@ Deno.test("devices role alone: every proxy exchange becomes the seed's MQTT even
     assert.ok((history.consecutive_failures as number) >= 2);
     assert.ok(((history.by_status as Json).timeout as number) >= 2);
     assert.ok(Array.isArray(history.recent));
-    const one = await gateway.app.request(`/api/v1/proxies/${idBroken}`);
+    const one = await gateway.app.request(`/api/v1/proxies/${idBroken}`, { headers: bearer });
     assert.equal(((await one.json() as Json).last as Json).http_status, 500);
 
     // POST /api/v1/proxies/{proxyid}/controller/start
@@ -250,7 +252,7 @@ Deno.test("devices role alone: every proxy exchange becomes the seed's MQTT even
       const res = await gateway.app.request(`/api/v1/proxies/${id}/controller/start`, {
         method: "POST",
         body: body === undefined ? undefined : JSON.stringify(body),
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", ...bearer },
       });
       return { status: res.status, body: await res.json() as Json };
     };
