@@ -62,6 +62,8 @@ Deno.test("SIGTERM mid-flow: exits 0, leaves nothing half-done, and the next sta
     assert.deepEqual(processing.filter((x) => x > 0), [], "no job is left half-done in a processing list");
 
     child = spawnGateway(t.env, port);
+    // A signal that arrives before main.ts has installed its listeners kills the process outright.
+    await waitFor(() => subscribed(port), 20_000, "the restarted gateway to subscribe");
     await waitFor(async () => await count(serial) === 200, 20_000, "all 200 transactions after the restart");
     child.kill("SIGTERM");
     assert.equal((await child.status).code, 0, "exit code after the second SIGTERM");
