@@ -15,17 +15,42 @@ import {
   testSerial,
   waitForStatus,
 } from "./downlink_support.ts";
-import { machineClient, publishJson, query, SERVICES, startGateway, testEnv, waitFor } from "./support.ts";
+import {
+  machineClient,
+  publishJson,
+  query,
+  SERVICES,
+  startGateway,
+  type TestEnv,
+  testEnv,
+  waitFor,
+} from "./support.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-Deno.test("HTTP command reaches the machine as the contract JSON, and its ack makes it succeeded", async () => {
+/** One test's own environment, a started gateway and a machine listening for its commands; all cleaned up. */
+async function withCommandGateway(
+  body: (
+    f: { t: TestEnv; gateway: Gateway; serial: string; machine: Awaited<ReturnType<typeof commandListener>> },
+  ) => Promise<void>,
+): Promise<void> {
   const t = await testEnv();
   const gateway = new Gateway(t.config());
   const serial = testSerial();
   const machine = await commandListener(serial);
   try {
     await startGateway(gateway);
+    await body({ t, gateway, serial, machine });
+  } finally {
+    await machine.close();
+    await gateway.close();
+    await t.cleanup();
+    await dropMachineKeys();
+  }
+}
+
+Deno.test("HTTP command reaches the machine as the contract JSON, and its ack makes it succeeded", () =>
+  withCommandGateway(async ({ t, gateway, serial, machine }) => {
     assert.equal((await api(gateway, "POST", `/api/v1/machines/${serial}/token`)).status, 201);
     const payload = { slot_no: 5, transaction_id: "T202604140001" };
     const accepted = await api(gateway, "POST", `/api/v1/machines/${serial}/commands`, {
@@ -67,21 +92,10 @@ Deno.test("HTTP command reaches the machine as the contract JSON, and its ack ma
     assert.equal(list.status, 200);
     assert.deepEqual(list.json.items.map((c: { message_id: string }) => c.message_id), [messageId]);
     assert.equal(machine.messages.length, 1);
-  } finally {
-    await machine.close();
-    await gateway.close();
-    await t.cleanup();
-    await dropMachineKeys();
-  }
-});
+  }));
 
-Deno.test("a Laravel-style RPUSH without message_id is delivered with a generated one", async () => {
-  const t = await testEnv();
-  const gateway = new Gateway(t.config());
-  const serial = testSerial();
-  const machine = await commandListener(serial);
-  try {
-    await startGateway(gateway);
+Deno.test("a Laravel-style RPUSH without message_id is delivered with a generated one", () =>
+  withCommandGateway(async ({ t, gateway, serial, machine }) => {
     // PHP's json_encode of an empty array is [], which the gateway reads as {}.
     await rpush(t.env.MQTT_OUTGOING_QUEUE!, `{"target":"${serial}","command":"reboot","payload":[]}`);
     await waitFor(() => machine.messages.length >= 1, 10_000, "the pushed command");
@@ -94,21 +108,10 @@ Deno.test("a Laravel-style RPUSH without message_id is delivered with a generate
     const row = await waitForStatus(gateway, got.message_id, "sent");
     assert.equal(row.source, "queue");
     assert.equal(row.serial_no, serial);
-  } finally {
-    await machine.close();
-    await gateway.close();
-    await t.cleanup();
-    await dropMachineKeys();
-  }
-});
+  }));
 
-Deno.test("the same message_id pushed twice is published once; commands keep their order", async () => {
-  const t = await testEnv();
-  const gateway = new Gateway(t.config());
-  const serial = testSerial();
-  const machine = await commandListener(serial);
-  try {
-    await startGateway(gateway);
+Deno.test("the same message_id pushed twice is published once; commands keep their order", () =>
+  withCommandGateway(async ({ t, gateway, serial, machine }) => {
     const dup = { target: serial, command: "dispense", payload: { slot_no: 1 }, message_id: "MSG_dup_1" };
     const elements = [
       dup,
@@ -139,21 +142,10 @@ Deno.test("the same message_id pushed twice is published once; commands keep the
     const ids = machine.messages.map((m) => JSON.parse(m).message_id);
     assert.deepEqual(ids, ["MSG_dup_1", "MSG_o_2", "MSG_o_3", "MSG_o_4", "MSG_o_5"]);
     await queue.close();
-  } finally {
-    await machine.close();
-    await gateway.close();
-    await t.cleanup();
-    await dropMachineKeys();
-  }
-});
+  }));
 
-Deno.test("commands sent over HTTP reach one machine in the order they were accepted", async () => {
-  const t = await testEnv();
-  const gateway = new Gateway(t.config());
-  const serial = testSerial();
-  const machine = await commandListener(serial);
-  try {
-    await startGateway(gateway);
+Deno.test("commands sent over HTTP reach one machine in the order they were accepted", () =>
+  withCommandGateway(async ({ t, gateway, serial, machine }) => {
     await api(gateway, "POST", `/api/v1/machines/${serial}/token`);
     const ids: string[] = [];
     for (let i = 0; i < 8; i++) {
@@ -166,13 +158,7 @@ Deno.test("commands sent over HTTP reach one machine in the order they were acce
     }
     await waitFor(() => machine.messages.length >= 8, 10_000, "eight commands");
     assert.deepEqual(machine.messages.map((m) => JSON.parse(m).message_id), ids);
-  } finally {
-    await machine.close();
-    await gateway.close();
-    await t.cleanup();
-    await dropMachineKeys();
-  }
-});
+  }));
 
 Deno.test("an expired command is never delivered", async () => {
   const t = await testEnv();
