@@ -52,6 +52,7 @@ export class Gateway {
   #store?: Store;
   #queues?: QueueBackend;
   #incoming?: ReliableQueue;
+  #outgoing?: ReliableQueue;
   #connection?: MqttConnection;
   #broker?: EmbeddedBroker;
   #commands?: CommandCenter;
@@ -126,6 +127,7 @@ export class Gateway {
         this.#incoming = incoming;
         // Read on every scrape of /metrics (a handle of its own: depth() only reads).
         const outgoing = queues.queue(config.redis.outgoingQueue, `${config.mqtt.clientId}:metrics`);
+        this.#outgoing = outgoing;
         this.metrics.watchQueueDepth(incoming.name, () => incoming.depth());
         this.metrics.watchQueueDepth(outgoing.name, () => outgoing.depth());
       }
@@ -320,15 +322,16 @@ export class Gateway {
       counterValues(m.deadLettered),
     ]);
     const depths: Record<string, unknown> = {};
-    if (this.#incoming) {
+    for (const queue of [this.#incoming, this.#outgoing]) {
+      if (!queue) continue;
       try {
-        const depth = await this.#incoming.depth();
-        depths[this.#incoming.name] = depth;
+        const depth = await queue.depth();
+        depths[queue.name] = depth;
         for (const [state, value] of Object.entries(depth)) {
-          m.queueDepth.set({ queue: this.#incoming.name, state }, value);
+          m.queueDepth.set({ queue: queue.name, state }, value);
         }
       } catch (error) {
-        depths[this.#incoming.name] = { error: (error as Error).message };
+        depths[queue.name] = { error: (error as Error).message };
       }
     }
     const connection = this.#connection?.status();

@@ -317,6 +317,7 @@ Deno.test("HTTP: /healthz, /readyz and /mqtt/status describe the running gateway
     assert.ok(status.subscriptions.includes(`$share/${t.env.MQTT_SHARE_GROUP}/machine/+/heartbeat`));
     assert.deepEqual(status.backends, { broker: "external", queue: "redis", database: "mysql" });
     assert.equal(typeof status.queues[t.env.MQTT_INCOMING_QUEUE].ready, "number");
+    assert.equal(typeof status.queues[t.env.MQTT_OUTGOING_QUEUE].ready, "number", "the outgoing queue too");
     const missing = await gateway.app.request("/nope");
     assert.equal(missing.status, 404);
     assert.equal((await missing.json()).error.code, "not_found");
