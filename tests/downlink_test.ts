@@ -50,7 +50,7 @@ async function withCommandGateway(
 }
 
 Deno.test("HTTP command reaches the machine as the contract JSON, and its ack makes it succeeded", () =>
-  withCommandGateway(async ({ t, gateway, serial, machine }) => {
+  withCommandGateway(async ({ gateway, serial, machine }) => {
     assert.equal((await api(gateway, "POST", `/api/v1/machines/${serial}/token`)).status, 201);
     const payload = { slot_no: 5, transaction_id: "T202604140001" };
     const accepted = await api(gateway, "POST", `/api/v1/machines/${serial}/commands`, {
@@ -111,7 +111,7 @@ Deno.test("a Laravel-style RPUSH without message_id is delivered with a generate
   }));
 
 Deno.test("the same message_id pushed twice is published once; commands keep their order", () =>
-  withCommandGateway(async ({ t, gateway, serial, machine }) => {
+  withCommandGateway(async ({ t, serial, machine }) => {
     const dup = { target: serial, command: "dispense", payload: { slot_no: 1 }, message_id: "MSG_dup_1" };
     const elements = [
       dup,
@@ -145,7 +145,7 @@ Deno.test("the same message_id pushed twice is published once; commands keep the
   }));
 
 Deno.test("commands sent over HTTP reach one machine in the order they were accepted", () =>
-  withCommandGateway(async ({ t, gateway, serial, machine }) => {
+  withCommandGateway(async ({ gateway, serial, machine }) => {
     await api(gateway, "POST", `/api/v1/machines/${serial}/token`);
     const ids: string[] = [];
     for (let i = 0; i < 8; i++) {
