@@ -13,6 +13,19 @@ import { SERVICES, testEnv } from "./support.ts";
 
 const FORBIDDEN = /^(-A|--allow-all|--allow-run|--allow-ffi|--allow-sys|--allow-import)\b/;
 
+/** Runs `launch.ts main.ts` with exactly the flags the `start` task gives the launcher. */
+async function launchLikeStartTask(env: Record<string, string>) {
+  const denoFlags = await startTaskFlags();
+  const gateway = new LaunchedGateway({
+    cwd: REPO_ROOT,
+    launcher: "launch.ts",
+    entry: "main.ts",
+    env,
+    denoFlags,
+  });
+  return { gateway, denoFlags };
+}
+
 Deno.test("deno task start: main.ts runs with the computed set (no -A, no run) and serves /healthz and /readyz", async () => {
   const t = await testEnv();
   const dataDir = await Deno.makeTempDir({ prefix: "gw-perm-" });
@@ -23,14 +36,7 @@ Deno.test("deno task start: main.ts runs with the computed set (no -A, no run) a
     DATA_DIR: dataDir,
     LOG_LEVEL: "warning",
   };
-  const denoFlags = await startTaskFlags();
-  const gateway = new LaunchedGateway({
-    cwd: REPO_ROOT,
-    launcher: "launch.ts",
-    entry: "main.ts",
-    env,
-    denoFlags,
-  });
+  const { gateway, denoFlags } = await launchLikeStartTask(env);
   try {
     await gateway.healthy();
     const ready = await gateway.get("/readyz");
@@ -65,14 +71,7 @@ Deno.test("deno task start with nothing configured: embedded broker, queue and d
     DATA_DIR: dataDir,
     LOG_LEVEL: "warning",
   };
-  const denoFlags = await startTaskFlags();
-  const gateway = new LaunchedGateway({
-    cwd: REPO_ROOT,
-    launcher: "launch.ts",
-    entry: "main.ts",
-    env,
-    denoFlags,
-  });
+  const { gateway, denoFlags } = await launchLikeStartTask(env);
   try {
     await gateway.healthy();
     const ready = await gateway.get("/readyz");
