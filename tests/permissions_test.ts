@@ -71,7 +71,7 @@ Deno.test("deno task start with nothing configured: embedded broker, queue and d
     DATA_DIR: dataDir,
     LOG_LEVEL: "warning",
   };
-  const { gateway, denoFlags } = await launchLikeStartTask(env);
+  const { gateway } = await launchLikeStartTask(env);
   try {
     await gateway.healthy();
     const ready = await gateway.get("/readyz");
