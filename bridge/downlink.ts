@@ -108,47 +108,72 @@ export async function runDownlink(o: DownlinkOptions): Promise<void> {
     }
   };
 
-  const handle = async (item: Parsed): Promise<Outcome> => {
-    if ("invalid" in item) {
-      log.warn("Dead-lettering an outgoing command: {reason}", { reason: item.invalid });
-      const moved = await persist(
-        "dead-letter a command",
-        () => o.queue.deadLetter(item.lease, item.invalid),
-      );
-      if (moved === undefined) return "release";
-      o.metrics?.deadLettered.inc({ queue: o.queue.name });
-      return "dead";
-    }
-    const c = item.command;
+  const deadLetter = async (lease: Lease, reason: string): Promise<Outcome> => {
+    log.warn("Dead-lettering an outgoing command: {reason}", { reason });
+    const moved = await persist("dead-letter a command", () => o.queue.deadLetter(lease, reason));
+    if (moved === undefined) return "release";
+    o.metrics?.deadLettered.inc({ queue: o.queue.name });
+    return "dead";
+  };
+
+  /** Published, `sent` not recorded yet: a second copy in a later batch must not go out again. */
+  const unrecorded = new Set<string>();
+
+  /**
+   * Records the batch's commands in one or two statements (a producer's push has no row yet; the
+   * API's have), then says for each what to do: publish the stored row, or an outcome at once.
+   */
+  const prepare = async (items: Parsed[]): Promise<(Outcome | CommandRecord)[]> => {
     const accepted = now();
-    const stored = await persist(`record command for ${c.target}`, () =>
-      o.store.createCommand({
-        messageId: c.message_id ?? newMessageId(accepted.getTime()),
-        serialNo: c.target,
-        command: c.command,
-        payload: c.payload,
-        source: "queue",
-        createdAt: accepted,
-        expiresAt: new Date(accepted.getTime() + o.defaultTtlSeconds * 1000),
-      }));
-    if (!stored) return "release";
-    const row = stored.value.command;
-    if (stored.value.created) o.metrics?.commands.inc({ status: "queued" });
-    if (row.serialNo !== c.target) {
-      const reason = `message_id ${row.messageId} already belongs to a command for ${row.serialNo}`;
-      log.warn("Dead-lettering an outgoing command for {target}: {reason}", { target: c.target, reason });
-      const moved = await persist("dead-letter a command", () => o.queue.deadLetter(item.lease, reason));
-      if (moved === undefined) return "release";
-      o.metrics?.deadLettered.inc({ queue: o.queue.name });
-      return "dead";
+    const valid = items.flatMap((item, i) => "command" in item ? [{ i, c: item.command }] : []);
+    const stored = valid.length === 0 ? { value: [] } : await persist(
+      `record ${valid.length} commands`,
+      () =>
+        o.store.createCommands(valid.map(({ c }) => ({
+          messageId: c.message_id ?? newMessageId(accepted.getTime()),
+          serialNo: c.target,
+          command: c.command,
+          payload: c.payload,
+          source: "queue",
+          createdAt: accepted,
+          expiresAt: new Date(accepted.getTime() + o.defaultTtlSeconds * 1000),
+        }))),
+    );
+    const plan: (Outcome | CommandRecord)[] = items.map(() => "release");
+    if (!stored) return plan;
+    const rows = new Map(valid.map(({ i }, k) => [i, stored.value[k]!]));
+    for (const [i, item] of items.entries()) {
+      if ("invalid" in item) {
+        plan[i] = await deadLetter(item.lease, item.invalid);
+        continue;
+      }
+      const { command: row, created } = rows.get(i)!;
+      if (created) o.metrics?.commands.inc({ status: "queued" });
+      if (row.serialNo !== item.command.target) {
+        plan[i] = await deadLetter(
+          item.lease,
+          `message_id ${row.messageId} already belongs to a command for ${row.serialNo}`,
+        );
+      } else if (row.status !== "queued" || unrecorded.has(row.messageId)) {
+        log.info("Command {messageId} is already {status}; not publishing it again", {
+          messageId: row.messageId,
+          status: unrecorded.has(row.messageId) ? "sent" : row.status,
+        });
+        plan[i] = "done";
+      } else plan[i] = row;
     }
-    if (row.status !== "queued") {
-      log.info("Command {messageId} is already {status}; not publishing it again", {
-        messageId: row.messageId,
-        status: row.status,
-      });
-      return "done";
+    // The same message_id twice in one batch: only its first copy is published.
+    const first = new Set<string>();
+    for (const [i, step] of plan.entries()) {
+      if (typeof step === "string") continue;
+      if (first.has(step.messageId)) plan[i] = "done";
+      first.add(step.messageId);
     }
+    return plan;
+  };
+
+  /** Publishes one stored command; retries until the broker takes it, it expires, or we stop. */
+  const publish = async (row: CommandRecord): Promise<Outcome> => {
     const body = encodeCommandMessage({
       target: row.serialNo,
       command: row.command,
@@ -170,7 +195,14 @@ export async function runDownlink(o: DownlinkOptions): Promise<void> {
       if (remaining <= 0) continue;
       try {
         await o.connection.publish(commandTopic(row.serialNo), body, { qos: 1, expirySeconds: remaining });
-        break;
+        // Published: from here the lease is acked whatever happens, so it is never published twice.
+        unrecorded.add(row.messageId);
+        log.debug("Published command {messageId} ({command}) to {serialNo}", {
+          messageId: row.messageId,
+          command: row.command,
+          serialNo: row.serialNo,
+        });
+        return "done";
       } catch (error) {
         log.warn("Cannot publish command {messageId} to {serialNo} (attempt {attempt}): {error}", {
           messageId: row.messageId,
@@ -181,33 +213,37 @@ export async function runDownlink(o: DownlinkOptions): Promise<void> {
         await sleep(backoffDelay(attempt, retryBase, retryMax), o.signal);
       }
     }
-    // Published: from here the lease is acked whatever happens, so it is never published twice.
-    // If recording `sent` fails, the machine's ack or the TTL still ends the command.
-    try {
-      await o.store.markCommandSent(row.messageId, now());
-      o.metrics?.commands.inc({ status: "sent" });
-    } catch (error) {
-      log.error("Command {messageId} was published but cannot be marked sent: {error}", {
-        messageId: row.messageId,
-        error,
-      });
-    }
-    log.debug("Published command {messageId} ({command}) to {serialNo}", {
-      messageId: row.messageId,
-      command: row.command,
-      serialNo: row.serialNo,
-    });
-    return "done";
   };
 
   /** One machine's commands, in lease order; after a hand-back, the rest are handed back too. */
-  const handleSerially = async (items: Parsed[]): Promise<Outcome[]> => {
+  const publishSerially = async (rows: CommandRecord[]): Promise<Outcome[]> => {
     const outcomes: Outcome[] = [];
-    for (const item of items) {
-      outcomes.push(outcomes.includes("release") ? "release" : await handle(item));
-    }
+    for (const row of rows) outcomes.push(outcomes.includes("release") ? "release" : await publish(row));
     return outcomes;
   };
+
+  /**
+   * Records `sent` for what was published (one UPDATE), then acks the batch's leases. Runs while
+   * the next batch is taken and published. If recording fails, the machine's ack or the TTL
+   * still ends the command; the lease is acked all the same.
+   */
+  const finish = async (published: string[], done: Lease[]): Promise<void> => {
+    try {
+      if (published.length > 0) {
+        await o.store.markCommandsSent(published, now());
+        o.metrics?.commands.inc({ status: "sent" }, published.length);
+      }
+    } catch (error) {
+      log.error("{count} commands were published but cannot be marked sent: {error}", {
+        count: published.length,
+        error,
+      });
+    }
+    // Acked even while shutting down: these were published, and must not be published again.
+    await ackPublished(o.queue, done);
+    for (const id of published) unrecorded.delete(id);
+  };
+  let finishing: Promise<void> = Promise.resolve();
 
   try {
     while (!o.signal.aborted) {
@@ -238,32 +274,39 @@ export async function runDownlink(o: DownlinkOptions): Promise<void> {
       }
       if (leases.length === 0) continue;
 
-      const byTarget = new Map<string, Parsed[]>();
-      for (const lease of leases) {
-        const item = parse(lease);
-        const key = "command" in item ? item.command.target : "\u0000invalid";
-        byTarget.set(key, [...byTarget.get(key) ?? [], item]);
+      const items = leases.map(parse);
+      const plan = await prepare(items);
+      const byTarget = new Map<string, number[]>();
+      for (const [i, step] of plan.entries()) {
+        if (typeof step === "string") continue;
+        byTarget.set(step.serialNo, [...byTarget.get(step.serialNo) ?? [], i]);
       }
-      const groups = [...byTarget.values()];
-      const results = await Promise.all(groups.map(handleSerially));
-      const outcome = new Map<Lease, Outcome>();
-      groups.forEach((items, g) => items.forEach((item, i) => outcome.set(item.lease, results[g]![i]!)));
-      const done = leases.filter((l) => outcome.get(l) === "done");
-      // Acked even while shutting down: these were published, and must not be published again.
-      await ackPublished(o.queue, done);
-      const back = leases.filter((l) => outcome.get(l) === "release");
+      const outcomes = plan.map((step) => typeof step === "string" ? step : "release");
+      await Promise.all([...byTarget.values()].map(async (indexes) => {
+        const results = await publishSerially(indexes.map((i) => plan[i] as CommandRecord));
+        indexes.forEach((i, k) => outcomes[i] = results[k]!);
+      }));
+      const published = plan.flatMap((step, i) =>
+        typeof step !== "string" && outcomes[i] === "done" && unrecorded.has(step.messageId)
+          ? [step.messageId]
+          : []
+      );
+      const back = leases.filter((_, i) => outcomes[i] === "release");
       if (back.length > 0) {
-        // Back at the head, in their order, for the next run or the next lock holder.
-        const ordered = back;
-        await o.queue.release(ordered).catch((error) =>
+        // Back at the head, in their order, before the next lease: for the next run or lock holder.
+        await o.queue.release(back).catch((error) =>
           log.error("Cannot hand back {count} commands (recover() will): {error}", {
-            count: ordered.length,
+            count: back.length,
             error,
           })
         );
       }
+      // One batch's bookkeeping in flight at a time, overlapping the next batch's publishing.
+      await finishing;
+      finishing = finish(published, leases.filter((_, i) => outcomes[i] === "done"));
     }
   } finally {
+    await finishing;
     await o.lock?.release();
   }
 }

@@ -5,8 +5,9 @@
  * transition is one conditional UPDATE: two gateways (or a PUBACK racing a machine's ack) can
  * never move a command backwards.
  */
-import { and, desc, eq, inArray, isNotNull, lte, or, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, lte } from "drizzle-orm";
 import type { MySql2Database } from "drizzle-orm/mysql2";
+import type mysql from "mysql2/promise";
 import type * as schema from "./schema.ts";
 import { machineCommands, machines } from "./schema.ts";
 import { toCommandRecord } from "./command_record.ts";
@@ -33,12 +34,73 @@ function isDuplicateKey(error: unknown): boolean {
   return false;
 }
 
+/** Runs a function in one transaction (with the store's deadlock retry). */
+export type RunTransaction = <T>(fn: (conn: mysql.PoolConnection) => Promise<T>) => Promise<T>;
+
+const COLUMNS =
+  "message_id, serial_no, command, payload, status, source, detail, expires_at, created_at, sent_at, acked_at, updated_at";
+const INSERT_COLUMNS =
+  "message_id, serial_no, command, payload, status, source, expires_at, created_at, updated_at";
+const INSERT_ROW = "(?, ?, ?, ?, 'queued', ?, ?, ?, ?)";
+
+/** A raw `SELECT ${COLUMNS}` row as a record. */
+function fromRow(r: mysql.RowDataPacket): CommandRecord {
+  return toCommandRecord({
+    messageId: r.message_id,
+    serialNo: r.serial_no,
+    command: r.command,
+    payload: r.payload,
+    status: r.status,
+    source: r.source,
+    detail: r.detail,
+    expiresAt: r.expires_at,
+    createdAt: r.created_at,
+    sentAt: r.sent_at,
+    ackedAt: r.acked_at,
+    updatedAt: r.updated_at,
+  }, parseJson<Record<string, unknown>>);
+}
+
+/** The row an INSERT of `c` has just written, without reading it back. */
+function inserted(c: NewCommand): CommandRecord {
+  return {
+    ...c,
+    status: "queued",
+    detail: null,
+    sentAt: null,
+    ackedAt: null,
+    updatedAt: c.createdAt,
+  };
+}
+
+function insertParams(c: NewCommand): unknown[] {
+  return [
+    c.messageId,
+    c.serialNo,
+    c.command,
+    JSON.stringify(c.payload),
+    c.source,
+    c.expiresAt,
+    c.createdAt,
+    c.createdAt,
+  ];
+}
+
+// The paths a command takes at 1,000/s (create, send, ack) are plain SQL with placeholders, like
+// the uplink's batch writes: Drizzle's query builder cost more CPU per statement than the
+// round trip, and capped the downlink. The rest goes through Drizzle.
 export class MysqlCommands {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly pool: mysql.Pool,
+    private readonly transaction: RunTransaction,
+  ) {}
 
   async machineExists(serialNo: string): Promise<boolean> {
-    const rows = await this.db.select({ id: machines.id }).from(machines)
-      .where(eq(machines.serialNo, serialNo)).limit(1);
+    const [rows] = await this.pool.query<mysql.RowDataPacket[]>(
+      "SELECT 1 FROM machines WHERE serial_no = ? LIMIT 1",
+      [serialNo],
+    );
     return rows.length > 0;
   }
 
@@ -64,32 +126,64 @@ export class MysqlCommands {
   }
 
   async createCommand(c: NewCommand): Promise<{ command: CommandRecord; created: boolean }> {
-    let created = true;
     try {
-      await this.db.insert(machineCommands).values({
-        messageId: c.messageId,
-        serialNo: c.serialNo,
-        command: c.command,
-        payload: c.payload,
-        status: "queued",
-        source: c.source,
-        expiresAt: c.expiresAt,
-        createdAt: c.createdAt,
-        updatedAt: c.createdAt,
-      });
+      await this.pool.query(
+        `INSERT INTO machine_commands (${INSERT_COLUMNS}) VALUES ${INSERT_ROW}`,
+        insertParams(c),
+      );
+      return { command: inserted(c), created: true };
     } catch (error) {
       if (!isDuplicateKey(error)) throw error;
-      created = false;
     }
     const command = await this.getCommand(c.messageId);
     if (!command) throw new Error(`Command ${c.messageId} vanished right after it was stored`);
-    return { command, created };
+    return { command, created: false };
+  }
+
+  async createCommands(cs: readonly NewCommand[]): Promise<{ command: CommandRecord; created: boolean }[]> {
+    if (cs.length === 0) return [];
+    // Read first: commands from the API are already stored, so most batches need this one query.
+    const [rows] = await this.pool.query<mysql.RowDataPacket[]>(
+      `SELECT ${COLUMNS} FROM machine_commands WHERE message_id IN (?)`,
+      [[...new Set(cs.map((c) => c.messageId))]],
+    );
+    const found = new Map(rows.map((r) => [r.message_id as string, fromRow(r)]));
+    const missing = new Map<string, NewCommand>();
+    for (const c of cs) if (!found.has(c.messageId) && !missing.has(c.messageId)) missing.set(c.messageId, c);
+    const created = new Map<string, CommandRecord>();
+    if (missing.size > 0) {
+      const fresh = [...missing.values()];
+      try {
+        await this.pool.query(
+          `INSERT INTO machine_commands (${INSERT_COLUMNS}) VALUES ${fresh.map(() => INSERT_ROW).join(", ")}`,
+          fresh.flatMap(insertParams),
+        );
+        for (const c of fresh) created.set(c.messageId, inserted(c));
+      } catch (error) {
+        if (!isDuplicateKey(error)) throw error;
+        // Someone stored one of them meanwhile: the statement changed nothing; one by one.
+        for (const c of fresh) {
+          const one = await this.createCommand(c);
+          (one.created ? created : found).set(c.messageId, one.command);
+        }
+      }
+    }
+    const seen = new Set<string>();
+    return cs.map((c) => {
+      const fresh = created.get(c.messageId);
+      const first = !seen.has(c.messageId);
+      seen.add(c.messageId);
+      if (fresh) return { command: fresh, created: first };
+      return { command: found.get(c.messageId)!, created: false };
+    });
   }
 
   async getCommand(messageId: string): Promise<CommandRecord | null> {
-    const [row] = await this.db.select().from(machineCommands)
-      .where(eq(machineCommands.messageId, messageId)).limit(1);
-    return row ? toRecord(row) : null;
+    const [rows] = await this.pool.query<mysql.RowDataPacket[]>(
+      `SELECT ${COLUMNS} FROM machine_commands WHERE message_id = ? LIMIT 1`,
+      [messageId],
+    );
+    return rows[0] ? fromRow(rows[0]) : null;
   }
 
   async listCommands(serialNo: string, limit: number): Promise<CommandRecord[]> {
@@ -100,13 +194,15 @@ export class MysqlCommands {
     return rows.map(toRecord);
   }
 
-  async markCommandSent(messageId: string, at: Date): Promise<void> {
-    await this.db.update(machineCommands).set({
-      sentAt: sql`COALESCE(${machineCommands.sentAt}, ${at})`,
-      status:
-        sql`CASE WHEN ${machineCommands.status} = 'queued' THEN 'sent' ELSE ${machineCommands.status} END`,
-      updatedAt: at,
-    }).where(eq(machineCommands.messageId, messageId));
+  async markCommandsSent(messageIds: readonly string[], at: Date): Promise<void> {
+    if (messageIds.length === 0) return;
+    // Assigned left to right: `status` still sees the old value; sent_at keeps the first PUBACK.
+    await this.pool.query(
+      `UPDATE machine_commands SET sent_at = COALESCE(sent_at, ?),
+        status = IF(status = 'queued', 'sent', status), updated_at = ?
+       WHERE message_id IN (?)`,
+      [at, at, [...new Set(messageIds)]],
+    );
   }
 
   async finishQueuedCommand(
@@ -115,10 +211,12 @@ export class MysqlCommands {
     at: Date,
     detail?: Record<string, unknown>,
   ): Promise<boolean> {
-    const result = await this.db.update(machineCommands)
-      .set({ status, updatedAt: at, ...(detail ? { detail } : {}) })
-      .where(and(eq(machineCommands.messageId, messageId), eq(machineCommands.status, "queued")));
-    return affected(result) > 0;
+    const [result] = await this.pool.query<mysql.ResultSetHeader>(
+      `UPDATE machine_commands SET status = ?, updated_at = ?${detail ? ", detail = ?" : ""}
+       WHERE message_id = ? AND status = 'queued'`,
+      detail ? [status, at, JSON.stringify(detail), messageId] : [status, at, messageId],
+    );
+    return result.affectedRows > 0;
   }
 
   async expireCommands(at: Date): Promise<number> {
@@ -131,21 +229,42 @@ export class MysqlCommands {
     return affected(result);
   }
 
-  async recordCommandAck(ack: CommandAck): Promise<CommandAckOutcome> {
-    const from = ack.status === "delivered" ? inArray(machineCommands.status, ["queued", "sent"]) : or(
-      inArray(machineCommands.status, ["queued", "sent", "delivered"]),
-      and(eq(machineCommands.status, "expired"), isNotNull(machineCommands.sentAt)),
-    );
-    const result = await this.db.update(machineCommands)
-      .set({ status: ack.status, detail: ack.detail, ackedAt: ack.at, updatedAt: ack.at })
-      .where(and(
-        eq(machineCommands.messageId, ack.messageId),
-        eq(machineCommands.serialNo, ack.serialNo),
-        from,
-      ));
-    if (affected(result) > 0) return "applied";
-    const current = await this.getCommand(ack.messageId);
-    if (!current) return "unknown";
-    return current.serialNo === ack.serialNo ? "stale" : "wrong_machine";
+  /**
+   * All in one transaction (one commit for the batch), applied in order: "received" then "ok"
+   * for one command must land in that order.
+   */
+  recordCommandAcks(acks: readonly CommandAck[]): Promise<CommandAckOutcome[]> {
+    if (acks.length === 0) return Promise.resolve([]);
+    return this.transaction(async (conn) => {
+      const outcomes: (CommandAckOutcome | undefined)[] = [];
+      const unapplied = new Set<string>();
+      for (const ack of acks) {
+        const from = ack.status === "delivered"
+          ? "status IN ('queued', 'sent')"
+          : "(status IN ('queued', 'sent', 'delivered') OR (status = 'expired' AND sent_at IS NOT NULL))";
+        const [result] = await conn.query<mysql.ResultSetHeader>(
+          `UPDATE machine_commands SET status = ?, detail = ?, acked_at = ?, updated_at = ?
+           WHERE message_id = ? AND serial_no = ? AND ${from}`,
+          [ack.status, JSON.stringify(ack.detail), ack.at, ack.at, ack.messageId, ack.serialNo],
+        );
+        if (result.affectedRows > 0) outcomes.push("applied");
+        else {
+          outcomes.push(undefined);
+          unapplied.add(ack.messageId);
+        }
+      }
+      if (unapplied.size === 0) return outcomes as CommandAckOutcome[];
+      const [rows] = await conn.query<mysql.RowDataPacket[]>(
+        "SELECT message_id, serial_no FROM machine_commands WHERE message_id IN (?)",
+        [[...unapplied]],
+      );
+      const target = new Map(rows.map((r) => [r.message_id as string, r.serial_no as string]));
+      return acks.map((ack, i): CommandAckOutcome => {
+        if (outcomes[i]) return outcomes[i];
+        const serialNo = target.get(ack.messageId);
+        if (serialNo === undefined) return "unknown";
+        return serialNo === ack.serialNo ? "stale" : "wrong_machine";
+      });
+    });
   }
 }

@@ -85,6 +85,7 @@ export class MysqlStore implements Store {
   readonly db: MySql2Database<typeof schema>;
   readonly #migrationsFolder?: string;
   readonly #migrations?: readonly MigrationMeta[];
+  readonly #commands: MysqlCommands;
   #closed?: Promise<void>;
 
   constructor(options: MysqlStoreOptions) {
@@ -99,6 +100,11 @@ export class MysqlStore implements Store {
     this.db = drizzle(this.pool, { schema, mode: "default" });
     this.#migrationsFolder = options.migrationsFolder;
     this.#migrations = options.migrations;
+    this.#commands = new MysqlCommands(
+      this.db,
+      this.pool,
+      (fn) => this.#withDeadlockRetry(() => this.#transaction(fn)),
+    );
   }
 
   async migrate(): Promise<void> {
@@ -249,31 +255,35 @@ export class MysqlStore implements Store {
 
   // Downlink commands and machine tokens: the SQL is in mysql_commands.ts.
   machineExists(serialNo: string): Promise<boolean> {
-    return new MysqlCommands(this.db).machineExists(serialNo);
+    return this.#commands.machineExists(serialNo);
   }
 
   setMachineToken(serialNo: string, tokenHash: string | null, at: Date): Promise<boolean> {
-    return new MysqlCommands(this.db).setMachineToken(serialNo, tokenHash, at);
+    return this.#commands.setMachineToken(serialNo, tokenHash, at);
   }
 
   getMachineTokenHash(serialNo: string): Promise<string | null> {
-    return new MysqlCommands(this.db).getMachineTokenHash(serialNo);
+    return this.#commands.getMachineTokenHash(serialNo);
   }
 
   createCommand(command: NewCommand): Promise<{ command: CommandRecord; created: boolean }> {
-    return new MysqlCommands(this.db).createCommand(command);
+    return this.#commands.createCommand(command);
   }
 
   getCommand(messageId: string): Promise<CommandRecord | null> {
-    return new MysqlCommands(this.db).getCommand(messageId);
+    return this.#commands.getCommand(messageId);
   }
 
   listCommands(serialNo: string, limit: number): Promise<CommandRecord[]> {
-    return new MysqlCommands(this.db).listCommands(serialNo, limit);
+    return this.#commands.listCommands(serialNo, limit);
   }
 
-  markCommandSent(messageId: string, at: Date): Promise<void> {
-    return new MysqlCommands(this.db).markCommandSent(messageId, at);
+  createCommands(commands: readonly NewCommand[]): Promise<{ command: CommandRecord; created: boolean }[]> {
+    return this.#commands.createCommands(commands);
+  }
+
+  markCommandsSent(messageIds: readonly string[], at: Date): Promise<void> {
+    return this.#commands.markCommandsSent(messageIds, at);
   }
 
   finishQueuedCommand(
@@ -282,15 +292,15 @@ export class MysqlStore implements Store {
     at: Date,
     detail?: Record<string, unknown>,
   ): Promise<boolean> {
-    return new MysqlCommands(this.db).finishQueuedCommand(messageId, status, at, detail);
+    return this.#commands.finishQueuedCommand(messageId, status, at, detail);
   }
 
   expireCommands(at: Date): Promise<number> {
-    return new MysqlCommands(this.db).expireCommands(at);
+    return this.#commands.expireCommands(at);
   }
 
-  recordCommandAck(ack: CommandAck): Promise<CommandAckOutcome> {
-    return new MysqlCommands(this.db).recordCommandAck(ack);
+  recordCommandAcks(acks: readonly CommandAck[]): Promise<CommandAckOutcome[]> {
+    return this.#commands.recordCommandAcks(acks);
   }
 
   close(): Promise<void> {

@@ -308,8 +308,19 @@ export class SqliteStore implements Store {
     return this.#exclusive(() => this.#commands.listCommands(serialNo, limit));
   }
 
-  markCommandSent(messageId: string, at: Date): Promise<void> {
-    return this.#exclusive(() => this.#commands.markCommandSent(messageId, at));
+  // The batch methods loop under the lock: SQLite is in-process, a statement costs no round trip.
+  createCommands(commands: readonly NewCommand[]): Promise<{ command: CommandRecord; created: boolean }[]> {
+    return this.#exclusive(async () => {
+      const results = [];
+      for (const c of commands) results.push(await this.#commands.createCommand(c));
+      return results;
+    });
+  }
+
+  markCommandsSent(messageIds: readonly string[], at: Date): Promise<void> {
+    return this.#exclusive(async () => {
+      for (const id of messageIds) await this.#commands.markCommandSent(id, at);
+    });
   }
 
   finishQueuedCommand(
@@ -325,8 +336,12 @@ export class SqliteStore implements Store {
     return this.#exclusive(() => this.#commands.expireCommands(at));
   }
 
-  recordCommandAck(ack: CommandAck): Promise<CommandAckOutcome> {
-    return this.#exclusive(() => this.#commands.recordCommandAck(ack));
+  recordCommandAcks(acks: readonly CommandAck[]): Promise<CommandAckOutcome[]> {
+    return this.#exclusive(async () => {
+      const outcomes: CommandAckOutcome[] = [];
+      for (const ack of acks) outcomes.push(await this.#commands.recordCommandAck(ack));
+      return outcomes;
+    });
   }
 
   /** Idempotent; waits for the call in progress, then closes the file. */

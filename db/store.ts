@@ -137,14 +137,16 @@ export interface Store {
    * accepted twice is one command). Returns the stored row and whether this call inserted it.
    */
   createCommand(command: NewCommand): Promise<{ command: CommandRecord; created: boolean }>;
+  /** {@link createCommand} for a batch, in one or two statements; results in the input's order. */
+  createCommands(commands: readonly NewCommand[]): Promise<{ command: CommandRecord; created: boolean }[]>;
   getCommand(messageId: string): Promise<CommandRecord | null>;
   /** A machine's commands, newest first. */
   listCommands(serialNo: string, limit: number): Promise<CommandRecord[]>;
   /**
-   * The broker acknowledged the publish: sets `sent_at` if unset and moves `queued` → `sent`. Any
+   * The broker acknowledged these publishes: sets `sent_at` if unset and moves `queued` → `sent`. Any
    * other status is kept (a machine's ack can be recorded before the PUBACK is).
    */
-  markCommandSent(messageId: string, at: Date): Promise<void>;
+  markCommandsSent(messageIds: readonly string[], at: Date): Promise<void>;
   /**
    * Ends a command the gateway will not publish: `queued` → `expired` or `failed` (with `detail`).
    * Only from `queued`; returns whether it changed.
@@ -158,11 +160,12 @@ export interface Store {
   /** TTL sweep: every `queued`, `sent` or `delivered` command with `expires_at <= at` → `expired`. Returns how many. */
   expireCommands(at: Date): Promise<number>;
   /**
-   * Records a machine's ack when `ack.serialNo` is the command's target: `delivered` from
+   * Records machines' acks, in order and in one transaction where the database has them. Each is
+   * recorded when `ack.serialNo` is the command's target: `delivered` from
    * queued/sent; `succeeded`/`failed` from queued/sent/delivered, and from `expired` when the command
    * had been published (the machine's real outcome beats the timeout). Sets `acked_at` and `detail`.
    */
-  recordCommandAck(ack: CommandAck): Promise<CommandAckOutcome>;
+  recordCommandAcks(acks: readonly CommandAck[]): Promise<CommandAckOutcome[]>;
   close(): Promise<void>;
 }
 

@@ -284,8 +284,8 @@ const cases: Record<string, Case> = {
     assert.equal(again.command.command, "dispense", "the first one stays");
 
     const sentAt = at("2026-04-14T01:00:01Z");
-    await store.markCommandSent("MSG_1", sentAt);
-    await store.markCommandSent("MSG_1", at("2026-04-14T01:00:09Z"));
+    await store.markCommandsSent(["MSG_1"], sentAt);
+    await store.markCommandsSent(["MSG_1"], at("2026-04-14T01:00:09Z"));
     let c = await store.getCommand("MSG_1");
     assert.equal(c?.status, "sent");
     assert.equal(c?.sentAt?.toISOString(), sentAt.toISOString(), "sent_at is set once");
@@ -297,11 +297,18 @@ const cases: Record<string, Case> = {
       detail: { status, note: "x" },
       at: at("2026-04-14T01:00:02Z"),
     });
-    assert.equal(await store.recordCommandAck(ack("delivered", "OTHER")), "wrong_machine");
-    assert.equal(await store.recordCommandAck({ ...ack("delivered"), messageId: "MSG_NONE" }), "unknown");
-    assert.equal(await store.recordCommandAck(ack("delivered")), "applied");
-    assert.equal(await store.recordCommandAck(ack("succeeded")), "applied");
-    assert.equal(await store.recordCommandAck(ack("delivered")), "stale", "never backwards");
+    // One batch, applied in order: delivered then succeeded, and a late delivered is stale.
+    assert.deepEqual(
+      await store.recordCommandAcks([
+        ack("delivered", "OTHER"),
+        { ...ack("delivered"), messageId: "MSG_NONE" },
+        ack("delivered"),
+        ack("succeeded"),
+        ack("delivered"),
+      ]),
+      ["wrong_machine", "unknown", "applied", "applied", "stale"],
+    );
+    assert.deepEqual(await store.recordCommandAcks([]), []);
     c = await store.getCommand("MSG_1");
     assert.equal(c?.status, "succeeded");
     assert.deepEqual(c?.detail, { status: "succeeded", note: "x" });
@@ -319,20 +326,67 @@ const cases: Record<string, Case> = {
 
     await store.createCommand(command("MSG_3", at("2026-04-14T01:01:00Z")));
     await store.createCommand(command("MSG_4", at("2026-04-14T01:01:00Z")));
-    await store.markCommandSent("MSG_4", at("2026-04-14T01:00:30Z"));
+    await store.markCommandsSent(["MSG_4"], at("2026-04-14T01:00:30Z"));
     await store.createCommand(command("MSG_5", at("2026-04-14T02:00:00Z")));
     assert.equal(await store.expireCommands(at("2026-04-14T01:01:00Z")), 2);
     assert.equal((await store.getCommand("MSG_3"))?.status, "expired");
     assert.equal((await store.getCommand("MSG_5"))?.status, "queued");
     // The machine's real outcome beats the timeout, but only for a command that was published.
-    assert.equal(await store.recordCommandAck({ ...ack("succeeded"), messageId: "MSG_4" }), "applied");
-    assert.equal(await store.recordCommandAck({ ...ack("succeeded"), messageId: "MSG_3" }), "stale");
+    assert.deepEqual(
+      await store.recordCommandAcks([
+        { ...ack("succeeded"), messageId: "MSG_4" },
+        { ...ack("succeeded"), messageId: "MSG_3" },
+      ]),
+      ["applied", "stale"],
+    );
 
     const list = await store.listCommands(serial, 10);
     assert.equal(list.length, 5);
     assert.deepEqual(list.map((x) => x.messageId), ["MSG_5", "MSG_4", "MSG_3", "MSG_2", "MSG_1"]);
     assert.equal((await store.listCommands(serial, 2)).length, 2);
     assert.equal(await store.getCommand("MSG_NONE"), null);
+  },
+
+  "commands: batch create keeps input order, reads stored ones, creates the rest once": async (store) => {
+    const serial = uniqueId("M-");
+    const created = at("2026-04-14T01:00:00Z");
+    const command = (messageId: string, name = "dispense") => ({
+      messageId,
+      serialNo: serial,
+      command: name,
+      payload: { n: messageId },
+      source: "queue" as const,
+      createdAt: created,
+      expiresAt: at("2026-04-14T01:05:00Z"),
+    });
+    const a = uniqueId("A_");
+    const b = uniqueId("B_");
+    const c = uniqueId("C_");
+    await store.createCommand({ ...command(b, "stored-first"), source: "api" });
+    await store.markCommandsSent([b], at("2026-04-14T01:00:01Z"));
+    assert.deepEqual(await store.createCommands([]), []);
+    const results = await store.createCommands([command(a), command(b), command(c), command(a, "again")]);
+    assert.deepEqual(
+      results.map((r) => [r.command.messageId, r.created, r.command.command, r.command.status]),
+      [[a, true, "dispense", "queued"], [b, false, "stored-first", "sent"], [c, true, "dispense", "queued"], [
+        a,
+        false,
+        "dispense",
+        "queued",
+      ]],
+    );
+    assert.deepEqual(results[0]!.command, await store.getCommand(a), "a created record is what was stored");
+    const again = await store.createCommands([command(c), command(a)]);
+    assert.deepEqual(again.map((r) => r.created), [false, false]);
+    await store.markCommandsSent([a, c, a], at("2026-04-14T01:00:02Z"));
+    assert.deepEqual(
+      (await Promise.all([a, b, c].map((id) => store.getCommand(id)))).map((r) => [r?.status, r?.sentAt]),
+      [
+        ["sent", at("2026-04-14T01:00:02Z")],
+        ["sent", at("2026-04-14T01:00:01Z")],
+        ["sent", at("2026-04-14T01:00:02Z")],
+      ],
+    );
   },
 };
 

@@ -34,34 +34,34 @@ export const commandAckJob = defineJob<CommandAckPayload>({
   type: "command_ack",
   schema: commandAckSchema,
   async handle(jobs, { store, metrics }) {
-    // One by one, in arrival order: "received" then "ok" must land in that order.
-    for (const j of jobs) {
+    // One batch, in arrival order ("received" then "ok" must land in that order), one commit.
+    const acks: CommandAck[] = jobs.map((j) => {
       const { message_id: messageId, ...report } = j.payload;
-      const status = STATUS[j.payload.status]!;
-      const outcome = await store.recordCommandAck({
+      return {
         messageId,
         serialNo: j.serialNo,
-        status,
+        status: STATUS[j.payload.status]!,
         detail: report,
         at: j.receivedAt,
-      });
+      };
+    });
+    const outcomes = await store.recordCommandAcks(acks);
+    acks.forEach(({ messageId, serialNo, status }, i) => {
+      const outcome = outcomes[i];
       if (outcome === "applied") metrics?.commands.inc({ status });
       else if (outcome === "wrong_machine") {
         log.warn("Ignored an ack from {serialNo} for command {messageId} sent to another machine", {
-          serialNo: j.serialNo,
+          serialNo,
           messageId,
         });
       } else if (outcome === "unknown") {
-        log.warn("Ignored an ack from {serialNo} for unknown command {messageId}", {
-          serialNo: j.serialNo,
-          messageId,
-        });
+        log.warn("Ignored an ack from {serialNo} for unknown command {messageId}", { serialNo, messageId });
       } else {
         log.debug("Ack {status} for {messageId} came after the command was already {status}", {
           status,
           messageId,
         });
       }
-    }
+    });
   },
 });

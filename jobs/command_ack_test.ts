@@ -4,8 +4,13 @@ import { commandAckJob, commandAckSchema } from "./command_ack.ts";
 
 Deno.test("command ack: statuses map to the lifecycle, the report is kept, other statuses are refused", async () => {
   const seen: CommandAck[] = [];
+  let calls = 0;
   const store = {
-    recordCommandAck: (a: CommandAck) => (seen.push(a), Promise.resolve("applied")),
+    recordCommandAcks: (acks: CommandAck[]) => {
+      calls++;
+      seen.push(...acks);
+      return Promise.resolve(acks.map(() => "applied"));
+    },
   } as unknown as Store;
   const at = new Date("2026-04-14T01:00:00Z");
   const jobs = [
@@ -21,6 +26,7 @@ Deno.test("command ack: statuses map to the lifecycle, the report is kept, other
     ["MSG_2", "failed"],
     ["42", "failed"],
   ]);
+  assert.equal(calls, 1, "one store call for the batch");
   assert.deepEqual(seen[2]!.detail, { status: "rejected", detail: "slot empty" });
   assert.equal(seen[0]!.serialNo, "M-001");
   assert.equal(commandAckSchema.safeParse({ message_id: "MSG_1", status: "maybe" }).success, false);
