@@ -3,12 +3,20 @@
  * One mqtt.js client with what the gateway needs around it: a persistent session, reconnects with
  * exponential backoff and jitter (mqtt.js alone retries at a fixed period), resubscription when the
  * broker lost the session, connection state for `/mqtt/status`, and QoS 1/2 acks held back by a
- * handler until it says so (`customHandleAcks`), so PUBACK follows the work it confirms.
+ * handler until it says so, so PUBACK follows the work it confirms.
+ *
+ * QoS 1 PUBACKs are pipelined: the next message is handed to its handler while earlier ones are
+ * still being stored, and the PUBACKs go out in the order the PUBLISHes arrived once their
+ * handlers said so ({@link PubackWindow}; at most `ackWindow` wait per connection). Without this,
+ * mqtt.js reads nothing more until the current PUBACK is sent, and one connection is bound to one
+ * message per storage round trip. QoS 2 stays one at a time (nothing here uses it).
  */
 import { getLogger } from "@logtape/logtape";
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from "mqtt";
 import type { Metrics } from "../metrics.ts";
 import { backoffDelay } from "../queue/reliable_queue.ts";
+import { HOLD_PUBACK, sendPubacks } from "./mqtt_puback.ts";
+import { PubackWindow } from "./puback_window.ts";
 
 const log = getLogger(["gateway", "mqtt"]);
 
@@ -27,9 +35,16 @@ export interface MqttConnectionOptions {
   /** A name for logs and metrics ("gateway", "devices", …). */
   name?: string;
   connectTimeoutMs?: number;
+  /** QoS 1 messages that may wait for their PUBACK per connection (default 1000). */
+  ackWindow?: number;
 }
 
-/** Called for each QoS 1/2 message whose topic `matches`; call `done()` to send the PUBACK. */
+export const DEFAULT_ACK_WINDOW = 1000;
+
+/**
+ * Called for each QoS 1/2 message whose topic `matches`, in arrival order; call `done()` once its
+ * work is done. QoS 1 PUBACKs are sent in arrival order, so one waits for every earlier `done()`.
+ */
 export type AckHandler = (
   topic: string,
   payload: Uint8Array,
@@ -72,6 +87,8 @@ export class MqttConnection {
   #reconnectTimer?: ReturnType<typeof setTimeout>;
   #subscribed = false;
   #closing?: Promise<void>;
+  #window?: PubackWindow;
+  #windowStream?: unknown;
 
   constructor(options: MqttConnectionOptions, metrics?: Metrics) {
     this.#options = options;
@@ -87,20 +104,26 @@ export class MqttConnection {
       reconnectPeriod: 0,
       resubscribe: false,
       connectTimeout: options.connectTimeoutMs ?? 10_000,
-      customHandleAcks: (topic, message, packet, done) => this.#onAckable(topic, message, packet, done),
+      // MQTT 5 only: holds a QoS 2 message's PUBREC. QoS 1 goes on to handleMessage (below) at once.
+      customHandleAcks: (topic, message, packet, done) => {
+        if (packet.qos === 2) this.#onAckable(topic, message, packet, done);
+        else done(0);
+      },
       properties: options.protocolVersion === 5
         ? { sessionExpiryInterval: options.sessionExpiry }
         : undefined,
     };
     this.client = mqtt.connect(options.url, clientOptions);
-    if (options.protocolVersion !== 5) {
-      // mqtt.js calls customHandleAcks on MQTT 5 only; on 3.1.1 the PUBACK (PUBCOMP for QoS 2)
-      // waits for handleMessage's callback instead, so the same handlers hold it back there.
-      this.client.handleMessage = (packet, callback) => {
-        if (packet.qos === 0) return callback();
-        this.#onAckable(packet.topic, packet.payload as Uint8Array, packet, () => callback());
-      };
-    }
+    // mqtt.js sends a QoS 1 PUBACK when handleMessage's callback runs (MQTT 5 and 3.1.1 alike).
+    this.client.handleMessage = (packet, callback) => {
+      if (packet.qos === 1) return this.#onQos1(packet, callback);
+      // mqtt.js calls customHandleAcks on MQTT 5 only; on 3.1.1 a QoS 2 message's PUBCOMP waits
+      // for handleMessage's callback instead, so the same handlers hold it back there.
+      if (packet.qos === 2 && options.protocolVersion !== 5) {
+        return this.#onAckable(packet.topic, packet.payload as Uint8Array, packet, () => callback());
+      }
+      callback();
+    };
     this.#metrics?.brokerConnected.set({ client: this.name }, 0);
     this.client.on("connect", (connack) => {
       const first = this.#connectedAt === null && this.#reconnects === 0;
@@ -192,7 +215,10 @@ export class MqttConnection {
     this.#ackHandlers.push({ matches, handler });
   }
 
-  /** Every message (QoS 0, and QoS 1/2 once acknowledged). Returns a function that removes it. */
+  /**
+   * Every message as it arrives (QoS 1 before its PUBACK, QoS 2 once its handler is done).
+   * Returns a function that removes it.
+   */
   onMessage(listener: MessageListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
@@ -243,6 +269,7 @@ export class MqttConnection {
   close(force = false): Promise<void> {
     this.#closing ??= (async () => {
       this.#state = "closed";
+      this.#dropWindow();
       clearTimeout(this.#reconnectTimer);
       this.#listeners.clear();
       this.#metrics?.brokerConnected.set({ client: this.name }, 0);
@@ -266,6 +293,46 @@ export class MqttConnection {
       called = true;
       done(0);
     });
+  }
+
+  /**
+   * Hands the message to its handler and lets mqtt.js read on at once (while the window has room);
+   * its PUBACK is sent by the window, after those of every earlier message of this connection.
+   */
+  #onQos1(packet: IPublishPacket, callback: (error?: Error) => void): void {
+    // Parsed before the connection was lost or closed: no PUBACK can follow, so the handler is
+    // not asked to do work the broker will deliver again anyway.
+    if (this.#state === "closed" || !this.client.connected) return callback(HOLD_PUBACK);
+    const window = this.#windowFor(this.client.stream);
+    const settle = window.add(packet.messageId!, () => callback(HOLD_PUBACK));
+    const entry = this.#ackHandlers.find((h) => h.matches(packet.topic));
+    if (!entry) return settle();
+    entry.handler(packet.topic, packet.payload as Uint8Array, packet, () => {
+      if (this.#state !== "closed") settle();
+    });
+  }
+
+  /** One window per network connection: PUBACKs never cross to a later connection. */
+  #windowFor(stream: unknown): PubackWindow {
+    if (this.#window && this.#windowStream === stream && !this.#window.closed) return this.#window;
+    this.#dropWindow();
+    const window = new PubackWindow(this.#options.ackWindow ?? DEFAULT_ACK_WINDOW, (ids) => {
+      if (this.#state === "closed") return;
+      try {
+        if (!sendPubacks(this.client, stream, ids)) window.close();
+      } catch (error) {
+        log.error("MQTT {name} cannot send PUBACKs: {error}", { name: this.name, error });
+      }
+    });
+    this.#window = window;
+    this.#windowStream = stream;
+    return window;
+  }
+
+  #dropWindow(): void {
+    this.#window?.close();
+    this.#window = undefined;
+    this.#windowStream = undefined;
   }
 
   #subscribeAll(again: boolean): void {
@@ -301,6 +368,7 @@ export class MqttConnection {
   }
 
   #onClose(): void {
+    this.#dropWindow();
     if (this.#state === "closed") return;
     if (this.#state === "connected") {
       this.#disconnectedAt = new Date();
