@@ -126,6 +126,10 @@ export class MqttConnection {
     };
     this.#metrics?.brokerConnected.set({ client: this.name }, 0);
     this.client.on("connect", (connack) => {
+      // Nagle's algorithm is on for node:net sockets: a small packet (a PUBACK, a command) then
+      // waits for the broker's delayed TCP ACK, 40 ms, whenever one is still unacknowledged.
+      // Commands went out 40-60 ms late while machines' acks flowed in. Each connect has a new stream.
+      (this.client.stream as { setNoDelay?: (noDelay: boolean) => unknown }).setNoDelay?.(true);
       const first = this.#connectedAt === null && this.#reconnects === 0;
       this.#state = "connected";
       this.#connectedAt = new Date();
