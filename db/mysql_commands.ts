@@ -11,6 +11,7 @@ import type mysql from "mysql2/promise";
 import type * as schema from "./schema.ts";
 import { machineCommands, machines } from "./schema.ts";
 import { toCommandRecord } from "./command_record.ts";
+import { ackOutcome, type AckState } from "./command_transitions.ts";
 import { parseJson } from "./parse_json.ts";
 import type { CommandAck, CommandAckOutcome, CommandRecord, NewCommand } from "./store.ts";
 
@@ -230,41 +231,51 @@ export class MysqlCommands {
   }
 
   /**
-   * All in one transaction (one commit for the batch), applied in order: "received" then "ok"
-   * for one command must land in that order.
+   * All in one transaction: the rows read once and locked, the acks applied in order by
+   * {@link ackOutcome} ("received" then "ok" for one command land in that order), and each changed
+   * row written once. Three statements for a batch instead of one UPDATE per ack.
    */
   recordCommandAcks(acks: readonly CommandAck[]): Promise<CommandAckOutcome[]> {
     if (acks.length === 0) return Promise.resolve([]);
     return this.transaction(async (conn) => {
-      const outcomes: (CommandAckOutcome | undefined)[] = [];
-      const unapplied = new Set<string>();
-      for (const ack of acks) {
-        const from = ack.status === "delivered"
-          ? "status IN ('queued', 'sent')"
-          : "(status IN ('queued', 'sent', 'delivered') OR (status = 'expired' AND sent_at IS NOT NULL))";
-        const [result] = await conn.query<mysql.ResultSetHeader>(
-          `UPDATE machine_commands SET status = ?, detail = ?, acked_at = ?, updated_at = ?
-           WHERE message_id = ? AND serial_no = ? AND ${from}`,
-          [ack.status, JSON.stringify(ack.detail), ack.at, ack.at, ack.messageId, ack.serialNo],
-        );
-        if (result.affectedRows > 0) outcomes.push("applied");
-        else {
-          outcomes.push(undefined);
-          unapplied.add(ack.messageId);
-        }
-      }
-      if (unapplied.size === 0) return outcomes as CommandAckOutcome[];
+      const ids = [...new Set(acks.map((a) => a.messageId))].sort(); // one lock order for all batches
       const [rows] = await conn.query<mysql.RowDataPacket[]>(
-        "SELECT message_id, serial_no FROM machine_commands WHERE message_id IN (?)",
-        [[...unapplied]],
+        "SELECT message_id, serial_no, status, sent_at FROM machine_commands WHERE message_id IN (?) FOR UPDATE",
+        [ids],
       );
-      const target = new Map(rows.map((r) => [r.message_id as string, r.serial_no as string]));
-      return acks.map((ack, i): CommandAckOutcome => {
-        if (outcomes[i]) return outcomes[i];
-        const serialNo = target.get(ack.messageId);
-        if (serialNo === undefined) return "unknown";
-        return serialNo === ack.serialNo ? "stale" : "wrong_machine";
+      const states = new Map<string, AckState>(
+        rows.map((
+          r,
+        ) => [r.message_id as string, { serialNo: r.serial_no, status: r.status, sentAt: r.sent_at }]),
+      );
+      const changed = new Map<string, CommandAck>();
+      const outcomes = acks.map((ack) => {
+        const state = states.get(ack.messageId);
+        const outcome = ackOutcome(state, ack);
+        if (outcome === "applied") {
+          state!.status = ack.status;
+          changed.set(ack.messageId, ack);
+        }
+        return outcome;
       });
+      if (changed.size > 0) {
+        const writes = [...changed.values()];
+        const cases = (column: string, value: (a: CommandAck) => unknown) => ({
+          text: `${column} = CASE message_id ${writes.map(() => "WHEN ? THEN ?").join(" ")} END`,
+          params: writes.flatMap((a) => [a.messageId, value(a)]),
+        });
+        const sets = [
+          cases("status", (a) => a.status),
+          cases("detail", (a) => JSON.stringify(a.detail)),
+          cases("acked_at", (a) => a.at),
+          cases("updated_at", (a) => a.at),
+        ];
+        await conn.query(
+          `UPDATE machine_commands SET ${sets.map((x) => x.text).join(", ")} WHERE message_id IN (?)`,
+          [...sets.flatMap((x) => x.params), writes.map((a) => a.messageId)],
+        );
+      }
+      return outcomes;
     });
   }
 }
