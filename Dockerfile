@@ -20,11 +20,11 @@ COPY --from=build /src/dist/gateway.js /src/dist/launch.js ./
 # DATA_DIR: the only place the gateway may write (embedded queue / SQLite when no Redis / MySQL).
 RUN mkdir -p /app/data && chown deno:deno /app/data
 USER deno
-# DENO_V8_FLAGS keeps V8's heap inside compose.yaml's mem_limit (512m), with room for buffers.
+# The launcher sets V8's heap limits from GATEWAY_HEAP_MB (default 128): RSS stays well inside
+# compose.yaml's mem_limit (512m).
 ENV DATA_DIR=/app/data \
     HTTP_HOST=0.0.0.0 \
-    HTTP_PORT=5200 \
-    DENO_V8_FLAGS=--max-old-space-size=320
+    HTTP_PORT=5200
 EXPOSE 5200
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
   CMD ["deno", "eval", "const r = await fetch('http://127.0.0.1:' + (Deno.env.get('HTTP_PORT') ?? '5200') + '/healthz'); Deno.exit(r.ok ? 0 : 1)"]

@@ -69,6 +69,7 @@ const schema = {
   MACHINE_ONLINE_SECONDS: int(1, 30 * 86400).default(180),
   GATEWAY_ROLES: z.string().default(ROLES.join(",")),
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
+  GATEWAY_HEAP_MB: int(0, 65536).default(128),
   DEVICE_PROXIES: z.string().optional(),
   DEVICE_PROXIES_FILE: z.string().min(1).optional(),
   DEVICE_EVENT_BUFFER: int(0, 1_000_000).default(1000),
@@ -119,6 +120,8 @@ export interface Config {
   machineOnlineSeconds: number;
   roles: ReadonlySet<Role>;
   logLevel: (typeof LOG_LEVELS)[number];
+  /** V8's old-space limit for the gateway process, set by the launcher (`launcher/v8_flags.ts`); 0: V8's own. */
+  heapMb: number;
   /** Seed 000's device service (role `devices`); see `devices/proxy_registry.ts`. */
   devices: {
     /** From `DEVICE_PROXIES` (JSON array) or the file named by `DEVICE_PROXIES_FILE`; empty: off. */
@@ -199,6 +202,7 @@ export function loadConfig(env: Env): Config {
     machineOnlineSeconds: r.MACHINE_ONLINE_SECONDS,
     roles,
     logLevel: r.LOG_LEVEL,
+    heapMb: r.GATEWAY_HEAP_MB,
     devices: {
       proxies: loadProxies(r.DEVICE_PROXIES, r.DEVICE_PROXIES_FILE),
       eventBuffer: r.DEVICE_EVENT_BUFFER,

@@ -3,7 +3,8 @@
  * Runs the gateway with the narrow permission set its configuration needs
  * (`launcher/permission_flags.ts`) instead of `-A`. The launcher reads the same environment the
  * gateway will (and `DEVICE_PROXIES_FILE`, which `loadConfig` reads) and starts one
- * `deno run <flags> <entry>`; the gateway it starts has no `--allow-run`.
+ * `deno run <flags> <entry>`; the gateway it starts has no `--allow-run`. It also sets V8's heap
+ * limits (`GATEWAY_HEAP_MB`, `launcher/v8_flags.ts`).
  *
  *     deno run -E -R --allow-run launch.ts main.ts               # from source (deno task start)
  *     deno run -E -R --allow-run launch.js gateway.js            # the bundles (dist/, Docker image)
@@ -17,6 +18,7 @@
  */
 import { ConfigError, loadConfig } from "./config.ts";
 import { permissionFlags } from "./launcher/permission_flags.ts";
+import { v8Flags } from "./launcher/v8_flags.ts";
 
 const USAGE = "usage: launch.ts [--print-flags | [--dry-run] [--compile] <entry.ts|entry.js> [args...]]";
 const COMPILE_OUTPUT = "dist/star-cloud-gateway";
@@ -25,7 +27,11 @@ async function launch(argv: string[]): Promise<number> {
   const env = Deno.env.toObject();
   let flags: string[];
   try {
-    flags = permissionFlags(loadConfig(env), env.DEVICE_PROXIES_FILE?.trim() || undefined);
+    const config = loadConfig(env);
+    flags = [
+      ...permissionFlags(config, env.DEVICE_PROXIES_FILE?.trim() || undefined),
+      ...v8Flags(config.heapMb),
+    ];
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(`Configuration error: ${error.message}`);

@@ -4,6 +4,8 @@
  * only, as in production), so its RSS and CPU can be read from /proc and the load generator and
  * the benchmark's own polling do not share its event loop.
  */
+import { loadConfig } from "../config.ts";
+import { v8Flags } from "../launcher/v8_flags.ts";
 import { freePort, ProcWatcher, waitForPort } from "./services.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -79,6 +81,8 @@ export class GatewayProcess {
         "--allow-read",
         "--allow-write=./data",
         "--allow-sys",
+        // The heap limits `deno task start` / the image give it (GATEWAY_HEAP_MB), so RSS is the shipped one.
+        ...v8Flags(loadConfig(env).heapMb),
         "main.ts",
       ],
       cwd: ROOT,

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadConfig } from "../config.ts";
 import { permissionFlags } from "../launcher/permission_flags.ts";
+import { v8Flags } from "../launcher/v8_flags.ts";
 import { baseEnv, freePort, LaunchedGateway, REPO_ROOT, startTaskFlags } from "./launched_gateway.ts";
 import { SERVICES, testEnv } from "./support.ts";
 
@@ -49,8 +50,8 @@ Deno.test("deno task start: main.ts runs with the computed set (no -A, no run) a
     const flags = commandLine.slice(commandLine.indexOf("run") + 1, -1);
     assert.deepEqual(
       flags,
-      permissionFlags(loadConfig(env)),
-      "the gateway runs with exactly the computed flags",
+      [...permissionFlags(loadConfig(env)), ...v8Flags(loadConfig(env).heapMb)],
+      "the gateway runs with exactly the computed flags and the heap limits",
     );
     for (const flag of flags) assert.doesNotMatch(flag, FORBIDDEN, flag);
 
@@ -141,7 +142,7 @@ Deno.test("inside the computed set: addresses, files, variables, programs and OS
   }
 });
 
-Deno.test("launch.ts --dry-run and --compile: the same flags, the output under dist/, never --allow-run", async () => {
+Deno.test("launch.ts --dry-run and --compile: the same flags and heap limits, the output under dist/, never --allow-run", async () => {
   const env = { MQTT_URL: "mqtt://emqx:1883", HTTP_PORT: "5200", DATA_DIR: "/var/lib/gateway" };
   const run = async (...args: string[]) => {
     const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
@@ -153,7 +154,10 @@ Deno.test("launch.ts --dry-run and --compile: the same flags, the output under d
     assert.equal(code, 0, new TextDecoder().decode(stderr));
     return new TextDecoder().decode(stdout).trim();
   };
-  const flags = permissionFlags(loadConfig(env));
+  const flags = [
+    ...permissionFlags(loadConfig(env)),
+    "--v8-flags=--max-old-space-size=128,--max-semi-space-size=4", // GATEWAY_HEAP_MB's default
+  ];
   assert.equal(await run("--print-flags"), flags.join("\n"));
   assert.equal(await run("--dry-run", "main.ts"), ["deno", "run", ...flags, "main.ts"].join(" "));
   assert.equal(
