@@ -71,6 +71,10 @@ for (const version of [5, 4] as const) {
       assert.deepEqual(gw.pubacks, gw.seen.slice(0, 2).map((s) => s.messageId), "m1 and m2, not m4 and m5");
       gw.seen[2]!.done();
       assert.deepEqual(gw.pubacks, gw.seen.map((s) => s.messageId));
+      const stream = gw.connection.client.stream as unknown as { writableCorked: number };
+      assert.ok(stream.writableCorked > 0, "the PUBACKs settled together are held for one write");
+      await new Promise((r) => setTimeout(r, 0));
+      assert.equal(stream.writableCorked, 0, "and written on the next tick");
       await Promise.all(published);
     } finally {
       await pub.endAsync();
