@@ -10,24 +10,17 @@
  * `Q:delayed` (zset of retries, member `nonce:raw`), `Q:attempts` (hash sha1(raw) → failures),
  * `Q:dead` (list of `{job, reason, attempts, failed_at}`).
  */
-import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { DeadLetter, Lease, QueueDepth, ReliableQueue, RetryOptions } from "./reliable_queue.ts";
 
 const ALIVE_TTL_MS = 30_000;
 
-const TAKE_MORE = `
-local out = {}
-for i = 1, tonumber(ARGV[1]) do
-  local v = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'LEFT')
-  if not v then break end
-  out[#out + 1] = v
-end
-return out`;
-
-// KEYS: delayed, main, processing. ARGV: now, limit, sweep. With sweep = '1' the consumer holds
-// no lease, so whatever is in its processing list is stranded and goes back to the head first.
-const PROMOTE = `
+// One round trip per lease while there is work. KEYS: delayed, main, processing, attempts.
+// ARGV: now, promote limit, sweep, max, then optionally a job a BLMOVE has already moved into
+// processing (it comes first). With sweep = '1' the consumer holds no lease, so whatever is in its
+// processing list is stranded and goes back to the head first. Promotes the retries that are due,
+// moves up to max jobs into processing, and returns {raws, sha1s, failed attempts, next due or ''}.
+const TAKE = `
 if ARGV[3] == '1' then
   while redis.call('LMOVE', KEYS[3], KEYS[2], 'LEFT', 'LEFT') do end
 end
@@ -37,8 +30,21 @@ for _, m in ipairs(due) do
   local at = string.find(m, ':', 1, true)
   redis.call('RPUSH', KEYS[2], string.sub(m, at + 1))
 end
+local out = {}
+if ARGV[5] then out[1] = ARGV[5] end
+local max = tonumber(ARGV[4])
+while #out < max do
+  local v = redis.call('LMOVE', KEYS[2], KEYS[3], 'LEFT', 'LEFT')
+  if not v then break end
+  out[#out + 1] = v
+end
+local hashes, counts = {}, {}
+for i, raw in ipairs(out) do
+  hashes[i] = redis.sha1hex(raw)
+  counts[i] = redis.call('HGET', KEYS[4], hashes[i]) or '0'
+end
 local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return nxt[2] or false`;
+return {out, hashes, counts, nxt[2] or ''}`;
 
 // KEYS: processing, attempts. ARGV: n, n attempt hashes to clear, then the raws to remove. The
 // processing list holds the newest lease at its head, so in lease order each raw is found at the
@@ -59,10 +65,6 @@ export interface RedisQueueOptions {
   consumerId: string;
   /** A consumer not seen for this long is dead: `recover()` of another consumer takes its jobs. */
   aliveTtlMs?: number;
-}
-
-function hashOf(raw: string): string {
-  return createHash("sha1").update(raw).digest("hex");
 }
 
 export class RedisQueue implements ReliableQueue {
@@ -103,55 +105,51 @@ export class RedisQueue implements ReliableQueue {
 
   async lease(max: number, blockMs: number, signal?: AbortSignal): Promise<Lease[]> {
     const deadline = Date.now() + Math.max(blockMs, 1);
-    let first: string | null = null;
-    while (first === null) {
-      if (signal?.aborted || this.#closed) return [];
+    let held: string | null = null;
+    while (true) {
+      // A job the BLMOVE below moved is ours now: it is taken (and worked on) even when aborted.
+      if (held === null && (signal?.aborted || this.#closed)) return [];
       await this.#heartbeat();
-      // With nothing in hand, a job in our processing list was moved by a BLMOVE or LMOVE whose
-      // reply was lost (Redis restarted, connection dropped) and that ioredis then sent again:
-      // nobody works on it, so it goes back now rather than at the next process start.
-      const sweep = this.#inHand === 0 ? "1" : "0";
-      // Returns when the next retry falls due, so the wait below ends then and promotes it.
-      const nextDue = await this.#redis.eval(
-        PROMOTE,
-        3,
-        this.#keys.delayed,
-        this.name,
-        this.#keys.processing,
-        Date.now(),
-        1000,
-        sweep,
-      );
-      const wait = Math.min(deadline, nextDue === null ? Infinity : Number(nextDue)) - Date.now();
-      // A blocking command holds its connection, so each consumer has its own.
+      const leases = await this.#take(max, held);
+      if (leases.length > 0) return leases;
+      const wait = Math.min(deadline, this.#nextDue) - Date.now();
+      if (wait <= 0) return [];
+      // Nothing ready: wait for a push, or for the next retry to fall due (the take above then
+      // promotes it). A blocking command holds its connection, so each consumer has its own.
       if (!this.#blocking) {
         this.#blocking = this.#redis.duplicate();
         this.#blocking.on("error", () => {}); // it reconnects by itself, like the shared client
       }
-      first = await this.#blocking.blmove(
-        this.name,
-        this.#keys.processing,
-        "LEFT",
-        "LEFT",
-        Math.max(wait, 1) / 1000,
-      );
-      if (first === null && Date.now() >= deadline) return [];
+      const seconds = Math.max(wait, 1) / 1000;
+      held = await this.#blocking.blmove(this.name, this.#keys.processing, "LEFT", "LEFT", seconds);
+      if (held === null && Date.now() >= deadline) return [];
     }
-    const raws = [first];
-    if (max > 1) {
-      const more = await this.#redis.eval(
-        TAKE_MORE,
-        2,
-        this.name,
-        this.#keys.processing,
-        max - 1,
-      ) as string[];
-      raws.push(...more);
-    }
-    const hashes = raws.map(hashOf);
+  }
+
+  /** Time (epoch ms) the earliest retry falls due, as of the last take; Infinity if none. */
+  #nextDue = Infinity;
+
+  /** Takes up to `max` jobs (`held`, already in processing, first) in one round trip. */
+  async #take(max: number, held: string | null): Promise<Lease[]> {
+    // With nothing in hand, a job in our processing list was moved by a BLMOVE or LMOVE whose
+    // reply was lost (Redis restarted, connection dropped) and that ioredis then sent again:
+    // nobody works on it, so it goes back now rather than at the next process start. Not while
+    // `held` is there: it would be taken twice.
+    const sweep = this.#inHand === 0 && held === null ? "1" : "0";
+    const args: (string | number)[] = [Date.now(), 1000, sweep, Math.max(1, max)];
+    if (held !== null) args.push(held);
+    const [raws, hashes, counts, nextDue] = await this.#redis.eval(
+      TAKE,
+      4,
+      this.#keys.delayed,
+      this.name,
+      this.#keys.processing,
+      this.#keys.attempts,
+      ...args,
+    ) as [string[], string[], string[], string];
+    this.#nextDue = nextDue === "" ? Infinity : Number(nextDue);
     this.#inHand += raws.length;
-    const counts = await this.#redis.hmget(this.#keys.attempts, ...hashes);
-    return raws.map((raw, i) => ({ raw, attempts: Number(counts[i] ?? 0), ref: hashes[i]! }));
+    return raws.map((raw, i) => ({ raw, attempts: Number(counts[i]), ref: hashes[i]! }));
   }
 
   async ack(leases: readonly Lease[]): Promise<void> {
