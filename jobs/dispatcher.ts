@@ -1,8 +1,9 @@
 /**
  * @module dispatcher
  * Maps a job's `type` to its handler. Parses each leased element against the contract and the
- * type's schema, runs each type's jobs as one batch, and, when a batch fails, runs its jobs one
- * by one so that a single bad job cannot hold back the rest.
+ * type's schema, runs each type's jobs as one batch (the types side by side, each on its own
+ * database connection, so a batch takes as long as its slowest type rather than the sum), and,
+ * when a batch fails, runs its jobs one by one so that a single bad job cannot hold back the rest.
  */
 import type { z } from "zod";
 import { isConnectionError } from "../db/connection_error.ts";
@@ -46,27 +47,39 @@ export class Dispatcher {
       group.push({ lease, job: parsed.job });
       groups.set(parsed.handler, group);
     }
-    for (const [handler, group] of groups) {
-      try {
-        await handler.handle(group.map((g) => g.job), ctx);
-        for (const g of group) outcomes.push({ lease: g.lease, type: handler.type, status: "done" });
-      } catch (batchError) {
-        // Database unreachable: trying each job alone would only wait out one connect timeout
-        // after another (minutes for a batch) before the worker can hand the jobs back.
-        if (group.length === 1 || isConnectionError(batchError)) {
-          for (const g of group) {
-            outcomes.push({ lease: g.lease, type: handler.type, status: "failed", error: batchError });
-          }
-          continue;
-        }
+    const results = await Promise.all(
+      [...groups].map(([handler, group]) => this.#runGroup(handler, group, ctx)),
+    );
+    for (const result of results) outcomes.push(...result);
+    return outcomes;
+  }
+
+  async #runGroup(
+    handler: JobHandler,
+    group: readonly { lease: Lease; job: Job<unknown> }[],
+    ctx: JobContext,
+  ): Promise<Outcome[]> {
+    const outcomes: Outcome[] = [];
+    try {
+      await handler.handle(group.map((g) => g.job), ctx);
+      for (const g of group) outcomes.push({ lease: g.lease, type: handler.type, status: "done" });
+      return outcomes;
+    } catch (batchError) {
+      // Database unreachable: trying each job alone would only wait out one connect timeout
+      // after another (minutes for a batch) before the worker can hand the jobs back.
+      if (group.length === 1 || isConnectionError(batchError)) {
         for (const g of group) {
-          try {
-            await handler.handle([g.job], ctx);
-            outcomes.push({ lease: g.lease, type: handler.type, status: "done" });
-          } catch (error) {
-            outcomes.push({ lease: g.lease, type: handler.type, status: "failed", error });
-          }
+          outcomes.push({ lease: g.lease, type: handler.type, status: "failed", error: batchError });
         }
+        return outcomes;
+      }
+    }
+    for (const g of group) {
+      try {
+        await handler.handle([g.job], ctx);
+        outcomes.push({ lease: g.lease, type: handler.type, status: "done" });
+      } catch (error) {
+        outcomes.push({ lease: g.lease, type: handler.type, status: "failed", error });
       }
     }
     return outcomes;

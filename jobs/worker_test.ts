@@ -179,3 +179,27 @@ Deno.test("an unreachable database fails the batch at once, without trying each 
     ["retry", false],
   ]);
 });
+
+Deno.test("the job types of one batch are written side by side, and their outcomes keep the type order", async () => {
+  const { queue, calls } = recordingQueue();
+  const started: string[] = [];
+  let transactionsStartedFirst = false;
+  const store = fakeStore({
+    recordHeartbeats: async () => {
+      started.push("heartbeat");
+      await Promise.resolve();
+      // Side by side: the transactions' write has begun before the heartbeats' has finished.
+      transactionsStartedFirst = started.includes("transaction");
+    },
+    recordTransactions: (rows) => {
+      started.push("transaction");
+      return Promise.resolve({ applied: rows.map((r) => r.transactionId), duplicates: [] });
+    },
+  });
+  const hb = job("heartbeat", { temperature: 1 });
+  const tx = job("transaction", { transaction_id: "T1", slot_no: 1, amount: 5 });
+  await processBatch(options(queue, store), [lease(hb), lease(tx)]);
+  assert.deepEqual(started, ["heartbeat", "transaction"]);
+  assert.ok(transactionsStartedFirst, "the transactions waited for the heartbeats");
+  assert.deepEqual(calls, [{ op: "ack", raw: hb }, { op: "ack", raw: tx }]);
+});
