@@ -84,7 +84,17 @@ export async function startUplink(o: UplinkOptions): Promise<void> {
   const decoder = new TextDecoder();
   const batcher = o.batcher ?? new PushBatcher(o.queue);
   const rejections = new RejectionLog();
-  const now = o.now ?? (() => new Date());
+  // received_at has whole seconds: formatted once a second, not once a message.
+  let second = NaN;
+  let receivedAt = "";
+  const receivedNow = (): string => {
+    const ms = o.now ? o.now().getTime() : Date.now();
+    if (Math.floor(ms / 1000) !== second) {
+      second = Math.floor(ms / 1000);
+      receivedAt = formatReceivedAt(new Date(ms));
+    }
+    return receivedAt;
+  };
 
   /** `type` is the job type when the topic named one, else "unknown". */
   const reject = (reason: string, message: string, props: Record<string, unknown>, type = "unknown") => {
@@ -110,8 +120,8 @@ export async function startUplink(o: UplinkOptions): Promise<void> {
     return false;
   };
 
-  const handle = async (topic: string, bytes: Uint8Array): Promise<boolean> => {
-    const parsed = parseUplinkTopic(topic);
+  /** Resolves once stored (true) or on shutdown (false: do not ack). */
+  const handle = async (topic: string, bytes: Uint8Array, parsed: ParsedTopic): Promise<boolean> => {
     if ("reason" in parsed) {
       reject(parsed.reason, "Rejected a message on {topic}: {reason}", { topic, reason: parsed.reason });
       return true;
@@ -152,7 +162,7 @@ export async function startUplink(o: UplinkOptions): Promise<void> {
         type,
         serial_no: serialNo,
         payload: payload as Record<string, unknown>,
-        received_at: formatReceivedAt(now()),
+        received_at: receivedNow(),
       });
     } catch (error) {
       // JSON.parse takes nesting that JSON.stringify, deeper in the stack, cannot: a few dozen kB
@@ -170,16 +180,16 @@ export async function startUplink(o: UplinkOptions): Promise<void> {
 
   const isUplink = (topic: string) => topic.startsWith("machine/") && !topic.endsWith("/command");
   o.connection.handleAcks(isUplink, (topic, payload, _packet, done) => {
-    handle(topic, payload).then((stored) => {
+    const parsed = parseUplinkTopic(topic);
+    handle(topic, payload, parsed).then((stored) => {
       if (!stored) return; // shutting down: no PUBACK, the broker keeps the message for the session
       done();
-      const parsed = parseUplinkTopic(topic);
       o.metrics?.acked.inc({ type: "type" in parsed ? parsed.type : "rejected" });
     }, (error) => log.error("Uplink handler failed on {topic}: {error}", { topic, error }));
   });
   // QoS 0 messages have no PUBACK to hold back; they are handled the same way.
   o.connection.onMessage((topic, payload, packet) => {
-    if (packet.qos === 0 && isUplink(topic)) void handle(topic, payload);
+    if (packet.qos === 0 && isUplink(topic)) void handle(topic, payload, parseUplinkTopic(topic));
   });
   await o.connection.subscribe(uplinkFilters(o.shareGroup), 1);
 }
