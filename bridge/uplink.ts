@@ -7,7 +7,7 @@
  *
  * Bad input never stops the flow: an unknown topic or a bad serial is counted and acknowledged
  * (there is nothing to retry); malformed JSON, oversize payloads and payloads that cannot be
- * re-encoded (nested too deeply) go to the dead letters.
+ * re-encoded or stored (nested deeper than {@link MAX_PAYLOAD_DEPTH} levels) go to the dead letters.
  */
 import { getLogger } from "@logtape/logtape";
 import { encodeBridgePayload, formatReceivedAt, SERIAL_NO } from "../jobs/bridge_payload.ts";
@@ -28,6 +28,23 @@ export const UPLINK_TYPES: Readonly<Record<string, string>> = {
 };
 
 const DEAD_LETTER_SAMPLE = 4096;
+
+/**
+ * Levels of objects and arrays a payload may have (the payload itself is one): what MariaDB's JSON
+ * columns accept (`JSON_VALID` fails from 32 on). Deeper payloads could never be stored; checked
+ * here so the answer does not depend on how much stack `JSON.stringify` happens to have left.
+ */
+export const MAX_PAYLOAD_DEPTH = 31;
+
+/** True when `value` has more than `limit` levels of objects and arrays (scalars have none). */
+export function nestedDeeperThan(value: unknown, limit: number): boolean {
+  if (value === null || typeof value !== "object") return false;
+  if (limit <= 0) return true;
+  for (const child of Array.isArray(value) ? value : Object.values(value)) {
+    if (nestedDeeperThan(child, limit - 1)) return true;
+  }
+  return false;
+}
 
 export interface UplinkOptions {
   connection: MqttConnection;
@@ -154,6 +171,12 @@ export async function startUplink(o: UplinkOptions): Promise<void> {
       return await deadLetter(
         "invalid_json",
         `Cannot parse ${type} from ${serialNo}: payload is not a JSON object`,
+      );
+    }
+    if (nestedDeeperThan(payload, MAX_PAYLOAD_DEPTH)) {
+      return await deadLetter(
+        "unprocessable",
+        `Cannot accept ${type} from ${serialNo}: payload nested deeper than ${MAX_PAYLOAD_DEPTH} levels`,
       );
     }
     let job: string;

@@ -3,7 +3,13 @@ import type { IPublishPacket } from "mqtt";
 import { formatReceivedAt } from "../jobs/bridge_payload.ts";
 import type { ReliableQueue } from "../queue/reliable_queue.ts";
 import type { AckHandler, MqttConnection } from "./mqtt_connection.ts";
-import { parseUplinkTopic, startUplink, uplinkFilters } from "./uplink.ts";
+import {
+  MAX_PAYLOAD_DEPTH,
+  nestedDeeperThan,
+  parseUplinkTopic,
+  startUplink,
+  uplinkFilters,
+} from "./uplink.ts";
 
 Deno.test("uplink topics map to job types; the serial comes from the topic", () => {
   assert.deepEqual(parseUplinkTopic("machine/M-001/heartbeat"), { serialNo: "M-001", type: "heartbeat" });
@@ -68,4 +74,17 @@ Deno.test("received_at follows the clock from one second to the next (it is form
     formatReceivedAt(new Date("2026-04-14T01:00:00Z")),
     formatReceivedAt(new Date("2026-04-14T01:00:01Z")),
   ]);
+});
+
+Deno.test("payload nesting: up to MAX_PAYLOAD_DEPTH levels of objects and arrays, not one more", () => {
+  const nested = (levels: number): unknown => levels === 1 ? {} : { a: [nested(levels - 2)] };
+  assert.equal(nestedDeeperThan({ temperature: 25.5, tags: ["a"] }, MAX_PAYLOAD_DEPTH), false);
+  assert.equal(nestedDeeperThan(JSON.parse("[".repeat(31) + "]".repeat(31)), MAX_PAYLOAD_DEPTH), false);
+  assert.equal(nestedDeeperThan(JSON.parse("[".repeat(32) + "]".repeat(32)), MAX_PAYLOAD_DEPTH), true);
+  assert.equal(nestedDeeperThan(nested(31), MAX_PAYLOAD_DEPTH), false);
+  assert.equal(nestedDeeperThan(nested(33), MAX_PAYLOAD_DEPTH), true);
+  assert.equal(
+    nestedDeeperThan(JSON.parse("[".repeat(20_000) + "]".repeat(20_000)), MAX_PAYLOAD_DEPTH),
+    true,
+  );
 });
