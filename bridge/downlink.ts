@@ -125,12 +125,23 @@ export async function runDownlink(o: DownlinkOptions): Promise<void> {
    */
   const prepare = async (items: Parsed[]): Promise<(Outcome | CommandRecord)[]> => {
     const accepted = now();
+    // A producer's push without message_id gets its id written into the leased element first:
+    // after a crash, recovery puts back the element with that id, so the command is recorded and
+    // published under one id, never again under a second one (a second dispense).
+    for (const [i, item] of items.entries()) {
+      if (!("command" in item) || item.command.message_id) continue;
+      const messageId = newMessageId(accepted.getTime());
+      const raw = JSON.stringify({ ...JSON.parse(item.lease.raw), message_id: messageId });
+      const stamped = await persist("give a command its message_id", () => o.queue.rewrite(item.lease, raw));
+      if (!stamped) return items.map(() => "release");
+      items[i] = { lease: stamped.value, command: { ...item.command, message_id: messageId } };
+    }
     const valid = items.flatMap((item, i) => "command" in item ? [{ i, c: item.command }] : []);
     const stored = valid.length === 0 ? { value: [] } : await persist(
       `record ${valid.length} commands`,
       () =>
         o.store.createCommands(valid.map(({ c }) => ({
-          messageId: c.message_id ?? newMessageId(accepted.getTime()),
+          messageId: c.message_id!,
           serialNo: c.target,
           command: c.command,
           payload: c.payload,
@@ -291,7 +302,8 @@ export async function runDownlink(o: DownlinkOptions): Promise<void> {
           ? [step.messageId]
           : []
       );
-      const back = leases.filter((_, i) => outcomes[i] === "release");
+      const held = items.map((item) => item.lease); // stamped ones carry their message_id now
+      const back = held.filter((_, i) => outcomes[i] === "release");
       if (back.length > 0) {
         // Back at the head, in their order, before the next lease: for the next run or lock holder.
         await o.queue.release(back).catch((error) =>
@@ -303,7 +315,7 @@ export async function runDownlink(o: DownlinkOptions): Promise<void> {
       }
       // One batch's bookkeeping in flight at a time, overlapping the next batch's publishing.
       await finishing;
-      finishing = finish(published, leases.filter((_, i) => outcomes[i] === "done"));
+      finishing = finish(published, held.filter((_, i) => outcomes[i] === "done"));
     }
   } finally {
     await finishing;

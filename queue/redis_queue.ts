@@ -55,6 +55,13 @@ for i = 2, n + 1 do redis.call('HDEL', KEYS[2], ARGV[i]) end
 for i = n + 2, #ARGV do redis.call('LREM', KEYS[1], -1, ARGV[i]) end
 return 0`;
 
+// KEYS: processing. ARGV: old raw, new raw. Returns the new raw's sha1, or false if not leased.
+const REWRITE = `
+local i = redis.call('LPOS', KEYS[1], ARGV[1])
+if not i then return false end
+redis.call('LSET', KEYS[1], i, ARGV[2])
+return redis.sha1hex(ARGV[2])`;
+
 const PUT_BACK_ALL = `
 local n = 0
 while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'LEFT') do n = n + 1 end
@@ -174,6 +181,12 @@ export class RedisQueue implements ReliableQueue {
       .zadd(this.#keys.delayed, Date.now() + delayMs, `${crypto.randomUUID()}:${lease.raw}`);
     if (options.countAttempt !== false) tx.hincrby(this.#keys.attempts, lease.ref, 1);
     await tx.exec();
+  }
+
+  async rewrite(lease: Lease, raw: string): Promise<Lease> {
+    const ref = await this.#redis.eval(REWRITE, 1, this.#keys.processing, lease.raw, raw) as string | null;
+    if (ref === null) throw new Error(`Cannot rewrite a job of ${this.name}: it is not leased any more`);
+    return { raw, attempts: lease.attempts, ref };
   }
 
   async release(leases: readonly Lease[]): Promise<void> {

@@ -47,6 +47,11 @@ export interface ReliableQueue {
   release(leases: readonly Lease[]): Promise<void>;
   /** Moves a leased job (or, with `lease` null, a raw message that never became a job) to the dead letters. */
   deadLetter(lease: Lease | null, reason: string, raw?: string): Promise<void>;
+  /**
+   * Replaces a leased job's element with `raw`; the job stays leased, and from now on a
+   * `release` or a restart's `recover()` puts back the new element. Returns the lease to use.
+   */
+  rewrite(lease: Lease, raw: string): Promise<Lease>;
   /** Puts back the jobs of dead consumers (and this consumer's own, from an earlier run). */
   recover(): Promise<number>;
   depth(): Promise<QueueDepth>;

@@ -231,6 +231,24 @@ const cases: Record<string, Case> = {
     assert.deepEqual(await q.depth(), { ready: 2, processing: 1, delayed: 1, dead: 1 });
   },
 
+  "rewrite replaces a leased job: ack, release and recovery all see the new element": async (h) => {
+    const q = h.consumer("c1");
+    await q.push("a", "b", "c");
+    const [a, b, c] = await q.lease(3, 100);
+    const a2 = await q.rewrite(a!, "a+id");
+    const b2 = await q.rewrite(b!, "b+id");
+    assert.equal(a2.raw, "a+id");
+    await q.ack([a2]);
+    await q.release([b2]);
+    await assert.rejects(q.rewrite(a2, "again"), /not leased/);
+    const c2 = await q.rewrite(c!, "c+id");
+    assert.equal(c2.raw, "c+id");
+    await h.crash();
+    const again = h.consumer("c1");
+    await again.recover();
+    assert.deepEqual((await again.lease(10, 100)).map((l) => l.raw), ["c+id", "b+id"]);
+  },
+
   "after a crash, a consumer with the same id recovers its own jobs": async (h) => {
     const q = h.consumer("gw:worker:0");
     await q.push(job(1), job(2), job(3));

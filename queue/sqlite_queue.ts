@@ -166,6 +166,16 @@ export class SqliteQueue implements ReliableQueue {
     return Promise.resolve();
   }
 
+  rewrite(lease: Lease, raw: string): Promise<Lease> {
+    const changed = this.#sql(
+      `UPDATE queue_jobs SET raw = ? WHERE id = ? AND state = 'processing' AND consumer = ? RETURNING id`,
+    ).get(raw, Number(lease.ref), this.#consumer);
+    if (changed === undefined) {
+      return Promise.reject(new Error(`Cannot rewrite a job of ${this.name}: it is not leased any more`));
+    }
+    return Promise.resolve({ raw, attempts: lease.attempts, ref: lease.ref });
+  }
+
   release(leases: readonly Lease[]): Promise<void> {
     if (leases.length === 0) return Promise.resolve();
     this.#transaction(() => {
