@@ -138,6 +138,37 @@ for (const version of [5, 4] as const) {
   });
 }
 
+for (const version of [5, 4] as const) {
+  Deno.test(`MQTT ${version}: a message stored after its connection dropped gets no PUBACK on the next`, async () => {
+    const topic = `test/${uniqueId("drop")}`;
+    const clientId = uniqueId("gw-");
+    const gw = await gateway(gatewayOptions(clientId, version), topic);
+    const pub = await publisher();
+    try {
+      const published = [1, 2].map((i) => pub.publishAsync(topic, `m${i}`, { qos: 1 }));
+      await waitFor(() => gw.seen.length === 2, 5000, "two messages");
+      let connects = 0;
+      gw.connection.onConnect(() => connects++);
+      gw.connection.client.stream.destroy(); // the network drops; the gateway reconnects by itself
+      await waitFor(() => gw.seen.length === 4, 5000, "the redelivery to the resumed session");
+      assert.equal(connects, 1);
+      assert.deepEqual(gw.seen.map((s) => s.payload), ["m1", "m2", "m1", "m2"]);
+      gw.seen[0]!.done();
+      gw.seen[1]!.done();
+      assert.deepEqual(gw.pubacks, [], "the first delivery's PUBACKs belong to the dropped connection");
+      gw.seen[2]!.done();
+      gw.seen[3]!.done();
+      assert.deepEqual(gw.pubacks, [gw.seen[2]!.messageId, gw.seen[3]!.messageId]);
+      await Promise.all(published);
+    } finally {
+      await pub.endAsync();
+      await gw.connection.close();
+      const cleanup = await mqtt.connectAsync(SERVICES.mqtt, { clientId, clean: true, reconnectPeriod: 0 });
+      await cleanup.endAsync();
+    }
+  });
+}
+
 Deno.test("a topic without an ack handler is acked at once, in order with the held ones", async () => {
   const topic = `test/${uniqueId("mixed")}`;
   const other = `${topic}/other`;
