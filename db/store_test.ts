@@ -5,8 +5,10 @@
  * production one. Also checks that both dialects' migrations create the same tables and columns.
  */
 import assert from "node:assert/strict";
-import { STORE_BACKENDS, type StoreBackend } from "../tests/store_backends.ts";
+import type { RowDataPacket } from "mysql2/promise";
+import { mysqlBackend, STORE_BACKENDS, type StoreBackend } from "../tests/store_backends.ts";
 import { uniqueId } from "../tests/support.ts";
+import type { MysqlStore } from "./mysql_store.ts";
 import type { HeartbeatRecord, Store, TransactionRecord } from "./store.ts";
 
 const at = (iso: string) => new Date(iso);
@@ -430,5 +432,26 @@ Deno.test("both dialects' migrations create the same tables, columns and indexes
     assert.deepEqual(names(sqliteIndexes), names(mysqlIndexes));
   } finally {
     await Promise.all([mysql?.cleanup(), sqlite?.cleanup()]);
+  }
+});
+
+Deno.test("mysql store: every pooled connection runs READ COMMITTED (no gap locks between batch writers)", async () => {
+  const fixture = await mysqlBackend.open();
+  try {
+    const pool = (fixture.store as MysqlStore).pool;
+    // Several connections at once, so more than the first one is checked.
+    const levels = await Promise.all(Array.from({ length: 4 }, async () => {
+      const conn = await pool.getConnection();
+      try {
+        await new Promise((r) => setTimeout(r, 20));
+        const [rows] = await conn.query<RowDataPacket[]>("SELECT @@SESSION.tx_isolation AS level");
+        return rows[0]!.level;
+      } finally {
+        conn.release();
+      }
+    }));
+    assert.deepEqual(levels, Array(4).fill("READ-COMMITTED"));
+  } finally {
+    await fixture.cleanup();
   }
 });
