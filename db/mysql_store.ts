@@ -100,7 +100,10 @@ export class MysqlStore implements Store {
     // Every transaction here runs under READ COMMITTED (see the batch writes above): set once per
     // connection rather than by a statement before each transaction, a round trip per batch.
     this.pool.pool.on("connection", (conn) => {
-      conn.query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
+      // A connection that cannot take it is not used: the pool then opens another.
+      conn.query("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", (error) => {
+        if (error) conn.destroy();
+      });
     });
     this.db = drizzle(this.pool, { schema, mode: "default" });
     this.#migrationsFolder = options.migrationsFolder;
