@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import type { CommandRecord, NewCommand, Store } from "../db/store.ts";
+import { newCommandRecord } from "../db/command_record.ts";
+import type { NewCommand, Store } from "../db/store.ts";
 import { NotFoundError } from "../errors.ts";
 import { CommandIntake } from "./command_intake.ts";
 
@@ -7,20 +8,7 @@ function fakeStore(machines: Set<string>) {
   const lookups: string[] = [];
   const store = {
     machineExists: (s: string) => (lookups.push(s), Promise.resolve(machines.has(s))),
-    createCommand: (c: NewCommand) =>
-      Promise.resolve(
-        {
-          command: {
-            ...c,
-            status: "queued",
-            detail: null,
-            sentAt: null,
-            ackedAt: null,
-            updatedAt: c.createdAt,
-          },
-          created: true,
-        } satisfies { command: CommandRecord; created: boolean },
-      ),
+    createCommand: (c: NewCommand) => Promise.resolve({ command: newCommandRecord(c), created: true }),
   } as unknown as Store;
   return { store, lookups };
 }

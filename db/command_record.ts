@@ -4,7 +4,7 @@
  * JSON columns differs (MariaDB may return them as text, SQLite's Drizzle has parsed them), so the
  * caller passes how to read one.
  */
-import type { CommandRecord, CommandStatus } from "./store.ts";
+import type { CommandRecord, CommandStatus, NewCommand } from "./store.ts";
 
 /** A `machine_commands` row of either dialect: the record's columns, the JSON and status still raw. */
 type CommandRow = Readonly<Omit<CommandRecord, "payload" | "detail" | "status">> & {
@@ -32,4 +32,9 @@ export function toCommandRecord(
     ackedAt: row.ackedAt,
     updatedAt: row.updatedAt,
   };
+}
+
+/** The row a command's INSERT writes (status `queued`, nothing sent or acked yet), without reading it back. */
+export function newCommandRecord(c: NewCommand): CommandRecord {
+  return { ...c, status: "queued", detail: null, sentAt: null, ackedAt: null, updatedAt: c.createdAt };
 }

@@ -10,7 +10,7 @@ import type { MySql2Database } from "drizzle-orm/mysql2";
 import type mysql from "mysql2/promise";
 import type * as schema from "./schema.ts";
 import { machineCommands, machines } from "./schema.ts";
-import { toCommandRecord } from "./command_record.ts";
+import { newCommandRecord, toCommandRecord } from "./command_record.ts";
 import { ackOutcome, type AckState } from "./command_transitions.ts";
 import { parseJson } from "./parse_json.ts";
 import type { CommandAck, CommandAckOutcome, CommandRecord, NewCommand } from "./store.ts";
@@ -60,18 +60,6 @@ function fromRow(r: mysql.RowDataPacket): CommandRecord {
     ackedAt: r.acked_at,
     updatedAt: r.updated_at,
   }, parseJson<Record<string, unknown>>);
-}
-
-/** The row an INSERT of `c` has just written, without reading it back. */
-function inserted(c: NewCommand): CommandRecord {
-  return {
-    ...c,
-    status: "queued",
-    detail: null,
-    sentAt: null,
-    ackedAt: null,
-    updatedAt: c.createdAt,
-  };
 }
 
 function insertParams(c: NewCommand): unknown[] {
@@ -132,7 +120,7 @@ export class MysqlCommands {
         `INSERT INTO machine_commands (${INSERT_COLUMNS}) VALUES ${INSERT_ROW}`,
         insertParams(c),
       );
-      return { command: inserted(c), created: true };
+      return { command: newCommandRecord(c), created: true };
     } catch (error) {
       if (!isDuplicateKey(error)) throw error;
     }
@@ -159,7 +147,7 @@ export class MysqlCommands {
           `INSERT INTO machine_commands (${INSERT_COLUMNS}) VALUES ${fresh.map(() => INSERT_ROW).join(", ")}`,
           fresh.flatMap(insertParams),
         );
-        for (const c of fresh) created.set(c.messageId, inserted(c));
+        for (const c of fresh) created.set(c.messageId, newCommandRecord(c));
       } catch (error) {
         if (!isDuplicateKey(error)) throw error;
         // Someone stored one of them meanwhile: the statement changed nothing; one by one.

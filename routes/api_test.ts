@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { MachineAuth } from "../auth/machine_auth.ts";
 import { MachineCredentials } from "../auth/machine_credentials.ts";
 import { CommandIntake } from "../bridge/command_intake.ts";
+import { newCommandRecord } from "../db/command_record.ts";
 import type { CommandRecord, NewCommand, Store } from "../db/store.ts";
 import { apiRoutes } from "./api.ts";
 
@@ -22,14 +23,7 @@ function memoryStore() {
     createCommand: (c: NewCommand) => {
       const existing = commands.get(c.messageId);
       if (existing) return Promise.resolve({ command: existing, created: false });
-      const row: CommandRecord = {
-        ...c,
-        status: "queued",
-        detail: null,
-        sentAt: null,
-        ackedAt: null,
-        updatedAt: c.createdAt,
-      };
+      const row = newCommandRecord(c);
       commands.set(c.messageId, row);
       return Promise.resolve({ command: row, created: true });
     },
