@@ -8,7 +8,7 @@
  *
  * Flags: `--smoke`, `--only a,b` (ceilings, uplink-queue, worker-drain, uplink-e2e, uplink-rate,
  * stress, downlink, scale, embedded), `--env NAME=VALUE` (gateway setting under test; repeatable),
- * `--redis URL`, `--mysql URL`, `--scale-machines N`, `--out DIR`, `--split` (scenarios 2b-5 with the
+ * `--redis URL`, `--mysql URL`, `--scale-machines N`, `--downlink-rate N` (commands/s), `--out DIR`, `--split` (scenarios 2b-5 with the
  * worker role in a second gateway process).
  */
 import { parseArgs } from "node:util";
@@ -65,6 +65,7 @@ async function main(args: string[]): Promise<number> {
       redis: { type: "string", default: "redis://127.0.0.1:6379/0" },
       mysql: { type: "string", default: "mysql://root@127.0.0.1:3306" },
       "scale-machines": { type: "string" },
+      "downlink-rate": { type: "string" },
       split: { type: "boolean", default: false },
       out: { type: "string", default: new URL("./results/", import.meta.url).pathname },
     },
@@ -89,6 +90,7 @@ async function main(args: string[]): Promise<number> {
   }
   const sizes = { ...(values.smoke ? SMOKE : FULL) };
   if (values["scale-machines"]) sizes.scaleMachines = Number(values["scale-machines"]);
+  if (values["downlink-rate"]) sizes.downlinkRate = Number(values["downlink-rate"]);
 
   const controller = new AbortController();
   const onSignal = () => controller.abort();
