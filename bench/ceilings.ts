@@ -10,7 +10,7 @@ import { Redis } from "ioredis";
 import mqtt from "mqtt";
 import { encodeBridgePayload } from "../jobs/bridge_payload.ts";
 import { type BenchContext, randomId, type ScenarioResult, waitUntil } from "./context.ts";
-import { LoadGenerator } from "./load.ts";
+import { fleetArgs, LoadGenerator } from "./load.ts";
 import { ProcWatcher } from "./services.ts";
 
 export interface Ceilings {
@@ -46,14 +46,7 @@ export async function brokerCeiling(
     [`$share/${group}/machine/+/transaction`]: { qos: 1 },
   });
   const load = new LoadGenerator([
-    "--url",
-    ctx.mosquitto.url,
-    "--protocol",
-    "5",
-    "--machines",
-    String(sizes.blastMachines),
-    "--connect-rate",
-    "5000",
+    ...fleetArgs({ url: ctx.mosquitto.url, machines: sizes.blastMachines }),
     "--no-commands",
     "--messages",
     String(sizes.blastMessages),

@@ -9,7 +9,7 @@
 import { percentile } from "../sim/fleet.ts";
 import { type BenchContext, randomId, type ScenarioResult, waitUntil } from "./context.ts";
 import type { GatewayProcess } from "./gateway_process.ts";
-import { LoadGenerator } from "./load.ts";
+import { fleetArgs, LoadGenerator } from "./load.ts";
 import { ProcWatcher } from "./services.ts";
 
 /** Requests the benchmark keeps open at most; beyond, a due request is not sent and counted as shed. */
@@ -48,14 +48,7 @@ export async function runDownlink(
 
   const prefix = `D${randomId(4)}-`;
   const load = new LoadGenerator([
-    "--url",
-    ctx.mosquitto.url,
-    "--protocol",
-    "5",
-    "--machines",
-    String(machines),
-    "--connect-rate",
-    "5000",
+    ...fleetArgs({ url: ctx.mosquitto.url, machines }),
     "--heartbeat-interval",
     "0",
     "--transaction-rate",

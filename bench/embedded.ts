@@ -16,7 +16,7 @@ import {
   waitForJobs,
 } from "./context.ts";
 import { GatewayProcess } from "./gateway_process.ts";
-import { LoadGenerator } from "./load.ts";
+import { fleetArgs, LoadGenerator } from "./load.ts";
 import { freePort, ProcWatcher } from "./services.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -58,14 +58,7 @@ export async function runEmbedded(ctx: BenchContext): Promise<ScenarioResult> {
     const burstPrefix = `B${randomId(4)}-`;
     const n = Math.round(sizes.blastMessages / 2);
     const burst = new LoadGenerator([
-      "--url",
-      url,
-      "--protocol",
-      "4",
-      "--machines",
-      String(sizes.blastMachines),
-      "--connect-rate",
-      "2000",
+      ...fleetArgs({ url, machines: sizes.blastMachines, protocol: 4, connectRate: 2000 }),
       "--no-commands",
       "--messages",
       String(n),
@@ -131,14 +124,7 @@ export async function runEmbedded(ctx: BenchContext): Promise<ScenarioResult> {
     const ratePrefix = `F${randomId(4)}-`;
     const machines = sizes.blastMachines;
     const rate = new LoadGenerator([
-      "--url",
-      url,
-      "--protocol",
-      "4",
-      "--machines",
-      String(machines),
-      "--connect-rate",
-      "2000",
+      ...fleetArgs({ url, machines, protocol: 4, connectRate: 2000 }),
       "--no-commands",
       "--heartbeat-interval",
       String(machines / (sizes.rate / 2)),

@@ -21,6 +21,22 @@ export interface LoadDone {
   t: number;
 }
 
+/** The arguments every scenario's fleet starts with: broker, MQTT version, size, connect pace. */
+export function fleetArgs(
+  o: { url: string; machines: number; protocol?: 4 | 5; connectRate?: number },
+): string[] {
+  return [
+    "--url",
+    o.url,
+    "--protocol",
+    String(o.protocol ?? 5),
+    "--machines",
+    String(o.machines),
+    "--connect-rate",
+    String(o.connectRate ?? 5000),
+  ];
+}
+
 export class LoadGenerator {
   readonly connected: Promise<{ stats: FleetStats; seconds: number }>;
   readonly done: Promise<LoadDone>;

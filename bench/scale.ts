@@ -7,7 +7,7 @@
  */
 import { type BenchContext, jobsDone, randomId, type ScenarioResult, waitUntil } from "./context.ts";
 import type { GatewayProcess } from "./gateway_process.ts";
-import { LoadGenerator } from "./load.ts";
+import { fleetArgs, LoadGenerator } from "./load.ts";
 import { openFileLimit, ProcWatcher } from "./services.ts";
 
 export async function runScale(ctx: BenchContext, gateway: GatewayProcess): Promise<ScenarioResult> {
@@ -16,14 +16,7 @@ export async function runScale(ctx: BenchContext, gateway: GatewayProcess): Prom
   const brokerWatch = new ProcWatcher(ctx.mosquitto.pid);
   const gatewayWatch = new ProcWatcher(gateway.pid);
   const load = new LoadGenerator([
-    "--url",
-    ctx.mosquitto.url,
-    "--protocol",
-    "5",
-    "--machines",
-    String(machines),
-    "--connect-rate",
-    String(connectRate),
+    ...fleetArgs({ url: ctx.mosquitto.url, machines, connectRate }),
     "--heartbeat-interval",
     "10",
     "--transaction-rate",

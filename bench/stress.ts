@@ -13,7 +13,7 @@ import {
   waitForJobs,
 } from "./context.ts";
 import type { GatewayProcess } from "./gateway_process.ts";
-import { LoadGenerator } from "./load.ts";
+import { fleetArgs, LoadGenerator } from "./load.ts";
 import { ProcWatcher } from "./services.ts";
 
 export async function runStress(
@@ -25,14 +25,7 @@ export async function runStress(
   const n = machines * stressPerMachine;
   const prefix = `S${randomId(4)}-`;
   const load = new LoadGenerator([
-    "--url",
-    ctx.mosquitto.url,
-    "--protocol",
-    "5",
-    "--machines",
-    String(machines),
-    "--connect-rate",
-    "5000",
+    ...fleetArgs({ url: ctx.mosquitto.url, machines }),
     "--no-commands",
     "--messages",
     String(n),

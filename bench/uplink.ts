@@ -29,20 +29,13 @@ import {
   waitUntil,
 } from "./context.ts";
 import { GatewayProcess } from "./gateway_process.ts";
-import { LoadGenerator } from "./load.ts";
+import { fleetArgs, LoadGenerator } from "./load.ts";
 import { ProcWatcher } from "./services.ts";
 
 function blastArgs(ctx: BenchContext, prefix: string, extra: string[] = []): string[] {
   const { sizes } = ctx;
   return [
-    "--url",
-    ctx.mosquitto.url,
-    "--protocol",
-    "5",
-    "--machines",
-    String(sizes.blastMachines),
-    "--connect-rate",
-    "5000",
+    ...fleetArgs({ url: ctx.mosquitto.url, machines: sizes.blastMachines }),
     "--no-commands",
     "--messages",
     String(sizes.blastMessages),
@@ -227,14 +220,7 @@ export async function runUplinkRate(
   // Half heartbeats, half transactions.
   const hbInterval = machines / (sizes.rate / 2);
   const load = new LoadGenerator([
-    "--url",
-    ctx.mosquitto.url,
-    "--protocol",
-    "5",
-    "--machines",
-    String(machines),
-    "--connect-rate",
-    "5000",
+    ...fleetArgs({ url: ctx.mosquitto.url, machines }),
     "--no-commands",
     "--heartbeat-interval",
     String(hbInterval),
