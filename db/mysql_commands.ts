@@ -129,10 +129,14 @@ export class MysqlCommands {
     return { command, created: false };
   }
 
-  async createCommands(cs: readonly NewCommand[]): Promise<{ command: CommandRecord; created: boolean }[]> {
+  async createCommands(
+    cs: readonly NewCommand[],
+    options?: { fresh?: boolean },
+  ): Promise<{ command: CommandRecord; created: boolean }[]> {
     if (cs.length === 0) return [];
     // Read first: commands from the API are already stored, so most batches need this one query.
-    const [rows] = await this.pool.query<mysql.RowDataPacket[]>(
+    // Ids made just now cannot be stored yet; if one is, the INSERT's duplicate key says so below.
+    const [rows] = options?.fresh ? [[]] : await this.pool.query<mysql.RowDataPacket[]>(
       `SELECT ${COLUMNS} FROM machine_commands WHERE message_id IN (?)`,
       [[...new Set(cs.map((c) => c.messageId))]],
     );

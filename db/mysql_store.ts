@@ -286,8 +286,11 @@ export class MysqlStore implements Store {
     return this.#commands.listCommands(serialNo, limit);
   }
 
-  createCommands(commands: readonly NewCommand[]): Promise<{ command: CommandRecord; created: boolean }[]> {
-    return this.#commands.createCommands(commands);
+  createCommands(
+    commands: readonly NewCommand[],
+    options?: { fresh?: boolean },
+  ): Promise<{ command: CommandRecord; created: boolean }[]> {
+    return this.#commands.createCommands(commands, options);
   }
 
   markCommandsSent(messageIds: readonly string[], at: Date): Promise<void> {

@@ -308,7 +308,8 @@ export class SqliteStore implements Store {
     return this.#exclusive(() => this.#commands.listCommands(serialNo, limit));
   }
 
-  // The batch methods loop under the lock: SQLite is in-process, a statement costs no round trip.
+  // The batch methods loop under the lock: SQLite is in-process, a statement costs no round trip
+  // (so `fresh` saves nothing here).
   createCommands(commands: readonly NewCommand[]): Promise<{ command: CommandRecord; created: boolean }[]> {
     return this.#exclusive(async () => {
       const results = [];

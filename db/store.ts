@@ -137,8 +137,15 @@ export interface Store {
    * accepted twice is one command). Returns the stored row and whether this call inserted it.
    */
   createCommand(command: NewCommand): Promise<{ command: CommandRecord; created: boolean }>;
-  /** {@link createCommand} for a batch, in one or two statements; results in the input's order. */
-  createCommands(commands: readonly NewCommand[]): Promise<{ command: CommandRecord; created: boolean }[]>;
+  /**
+   * {@link createCommand} for a batch, in one or two statements; results in the input's order.
+   * `fresh`: the caller made every message_id itself just now, so the lookup of stored ones is
+   * skipped (the result is the same if one exists after all, only slower).
+   */
+  createCommands(
+    commands: readonly NewCommand[],
+    options?: { fresh?: boolean },
+  ): Promise<{ command: CommandRecord; created: boolean }[]>;
   getCommand(messageId: string): Promise<CommandRecord | null>;
   /** A machine's commands, newest first. */
   listCommands(serialNo: string, limit: number): Promise<CommandRecord[]>;

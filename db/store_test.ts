@@ -380,6 +380,14 @@ const cases: Record<string, Case> = {
     assert.deepEqual(results[0]!.command, await store.getCommand(a), "a created record is what was stored");
     const again = await store.createCommands([command(c), command(a)]);
     assert.deepEqual(again.map((r) => r.created), [false, false]);
+    // `fresh` only skips the lookup: an id stored after all still comes back as the stored row.
+    const d = uniqueId("D_");
+    const fresh = await store.createCommands([command(d), command(b, "other")], { fresh: true });
+    assert.deepEqual(
+      fresh.map((r) => [r.command.messageId, r.created, r.command.command, r.command.status]),
+      [[d, true, "dispense", "queued"], [b, false, "stored-first", "sent"]],
+    );
+    assert.equal((await store.getCommand(d))?.status, "queued");
     await store.markCommandsSent([a, c, a], at("2026-04-14T01:00:02Z"));
     assert.deepEqual(
       (await Promise.all([a, b, c].map((id) => store.getCommand(id)))).map((r) => [r?.status, r?.sentAt]),

@@ -12,6 +12,13 @@ const TOKEN = "unit-test-token-0123456789";
 function memoryStore() {
   const machines = new Map<string, string | null>([["M-001", null]]);
   const commands = new Map<string, CommandRecord>();
+  const create = (c: NewCommand) => {
+    const existing = commands.get(c.messageId);
+    if (existing) return { command: existing, created: false };
+    const row = newCommandRecord(c);
+    commands.set(c.messageId, row);
+    return { command: row, created: true };
+  };
   const store: Partial<Store> = {
     machineExists: (s) => Promise.resolve(machines.has(s)),
     setMachineToken: (s, hash) => {
@@ -20,13 +27,8 @@ function memoryStore() {
       return Promise.resolve(true);
     },
     getMachineTokenHash: (s) => Promise.resolve(machines.get(s) ?? null),
-    createCommand: (c: NewCommand) => {
-      const existing = commands.get(c.messageId);
-      if (existing) return Promise.resolve({ command: existing, created: false });
-      const row = newCommandRecord(c);
-      commands.set(c.messageId, row);
-      return Promise.resolve({ command: row, created: true });
-    },
+    createCommand: (c: NewCommand) => Promise.resolve(create(c)),
+    createCommands: (cs) => Promise.resolve(cs.map(create)),
     getCommand: (id) => Promise.resolve(commands.get(id) ?? null),
     listCommands: (s) => Promise.resolve([...commands.values()].filter((c) => c.serialNo === s)),
     getMachine: () => Promise.resolve(null),
