@@ -4,14 +4,18 @@
  * and on the same machine as everything else: the broker's QoS 1 delivery rate to a bare mqtt.js
  * subscriber (fed by the same load generator as the uplink runs), the Redis push rate
  * (one `RPUSH` per message, pipelined, as the uplink pushes), and the database's batched insert
- * rate (multi-row INSERTs into a copy of `transactions`).
+ * rate (multi-row INSERTs into a copy of `transactions`), and the downlink's floor: the latency of
+ * HTTP → MQTT publish → machine with nothing in between (`bench/downlink_floor_server.ts`), at the
+ * rate and with the machines of scenario 4.
  */
 import { Redis } from "ioredis";
 import mqtt from "mqtt";
 import { encodeBridgePayload } from "../jobs/bridge_payload.ts";
 import { type BenchContext, randomId, type ScenarioResult, waitUntil } from "./context.ts";
+import { commandFleet, measureCommands, runNote, serialOf } from "./downlink.ts";
+import { percentile } from "../sim/fleet.ts";
 import { fleetArgs, LoadGenerator } from "./load.ts";
-import { ProcWatcher } from "./services.ts";
+import { freePort, ProcWatcher, waitForPort } from "./services.ts";
 
 export interface Ceilings {
   broker: number;
@@ -153,12 +157,70 @@ export async function databaseCeiling(ctx: BenchContext): Promise<number> {
   }
 }
 
+/** Scenario 4's drive against the floor server: p50/p99 of HTTP → receipt, and its process's CPU. */
+export async function downlinkFloor(
+  ctx: BenchContext,
+): Promise<{ p50: number; p99: number; rate: number; cpu: number; note: string }> {
+  const { downlinkMachines: machines, downlinkRate: rate, downlinkSeconds: seconds } = ctx.sizes;
+  const port = freePort();
+  const server = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net=127.0.0.1",
+      "--allow-env", // mqtt.js's dependencies read a few variables (READABLE_STREAM, DEBUG)
+      new URL("./downlink_floor_server.ts", import.meta.url).pathname,
+      ctx.mosquitto.url,
+      String(port),
+      "5",
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  const prefix = `F${randomId(4)}-`;
+  const load = commandFleet(ctx, machines, prefix);
+  try {
+    await Promise.race([
+      waitForPort(port, 30_000),
+      server.status.then((st) => {
+        throw new Error(`the downlink floor server exited with ${st.code}`);
+      }),
+    ]);
+    const watch = new ProcWatcher(server.pid);
+    const run = await measureCommands({
+      ctx,
+      load,
+      baseUrl: `http://127.0.0.1:${port}`,
+      apiToken: "none",
+      serial: serialOf(prefix, machines),
+      machines,
+      rate,
+      seconds,
+    });
+    const proc = watch.stop();
+    return {
+      p50: percentile(run.latencies, 50),
+      p99: percentile(run.latencies, 99),
+      rate: run.acceptedRate,
+      cpu: proc.meanCpuPercent,
+      note: `downlink floor: ${runNote(run)}`,
+    };
+  } finally {
+    await load.stop().catch(() => null);
+    try {
+      server.kill("SIGTERM");
+    } catch { /* already gone */ }
+    await server.status;
+  }
+}
+
 export async function runCeilings(
   ctx: BenchContext,
 ): Promise<{ result: ScenarioResult; ceilings: Ceilings }> {
   const broker = await brokerCeiling(ctx);
   const redis = await redisCeiling(ctx);
   const database = await databaseCeiling(ctx);
+  const floor = await downlinkFloor(ctx);
   return {
     ceilings: { broker: broker.rate, redis, database },
     result: {
@@ -171,10 +233,19 @@ export async function runCeilings(
         { metric: "  broker CPU mean", value: broker.brokerCpu, unit: "%" },
         { metric: "Redis RPUSH, one job each, pipelined", value: redis, unit: "push/s", rate: true },
         { metric: "DB batched INSERT (500 rows, 2 writers)", value: database, unit: "rows/s", rate: true },
+        {
+          metric:
+            `downlink floor: HTTP → MQTT → machine, nothing between, at ${ctx.sizes.downlinkRate}/s, p50`,
+          value: floor.p50,
+          unit: "ms",
+        },
+        { metric: "  downlink floor p99", value: floor.p99, unit: "ms" },
+        { metric: "  downlink floor server CPU mean", value: floor.cpu, unit: "%" },
       ],
       notes: [
         `broker: ${ctx.sizes.blastMessages} QoS 1 messages from ${ctx.sizes.blastMachines} connections ` +
         `(${ctx.sizes.inflight} in flight each) to one mqtt.js subscriber in a shared subscription`,
+        floor.note,
       ],
     },
   };

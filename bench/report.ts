@@ -80,6 +80,7 @@ export function evaluateGoals(
     note: achieved === null ? undefined : `at ${Math.round(achieved)} msg/s achieved`,
   });
   const dl = find(results, "downlink", "HTTP → receipt on the machine p99");
+  const floorP99 = find(results, "ceilings", "downlink floor p99");
   const skipped = results.find((r) => r.name === "downlink")?.skipped;
   goals.push({
     goal: `downlink p99 < 20 ms at ${sizes.downlinkRate}/s`,
@@ -87,7 +88,11 @@ export function evaluateGoals(
     unit: "ms",
     target: "< 20",
     holds: dl === null ? null : dl < 20,
-    note: skipped ? `skipped: ${skipped}` : undefined,
+    note: skipped
+      ? `skipped: ${skipped}`
+      : floorP99 === null
+      ? undefined
+      : `floor with nothing between: p99 ${floorP99.toFixed(1)} ms`,
   });
   const rss = results.flatMap((r) => r.figures.filter((f) => f.metric.trim().endsWith("gateway RSS peak")))
     .map((f) => f.value).filter(Number.isFinite);
