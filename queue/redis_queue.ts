@@ -6,20 +6,28 @@
  * loses the job if the worker dies), so a dead consumer's jobs are put back by `recover()`.
  *
  * Keys beside the main list `Q` (our extension; a Laravel app never needs to read them):
- * `Q:processing:{consumer}`, `Q:consumer:{consumer}` (liveness, expires), `Q:consumers` (set),
+ * `Q:processing:{consumer}`, `Q:woken:{consumer}` (what a blocking wait moved, taken first by the
+ * next lease), `Q:consumer:{consumer}` (liveness, expires), `Q:consumers` (set),
  * `Q:delayed` (zset of retries, member `nonce:raw`), `Q:attempts` (hash sha1(raw) → failures),
  * `Q:dead` (list of `{job, reason, attempts, failed_at}`).
  */
 import type { Redis } from "ioredis";
-import type { DeadLetter, Lease, QueueDepth, ReliableQueue, RetryOptions } from "./reliable_queue.ts";
+import type {
+  DeadLetter,
+  Lease,
+  QueueDepth,
+  QueueFence,
+  ReliableQueue,
+  RetryOptions,
+} from "./reliable_queue.ts";
 
 const ALIVE_TTL_MS = 30_000;
 
-// One round trip per lease while there is work. KEYS: delayed, main, processing, attempts.
-// ARGV: now, promote limit, sweep, max, then optionally a job a BLMOVE has already moved into
-// processing (it comes first). With sweep = '1' the consumer holds no lease, so whatever is in its
-// processing list is stranded and goes back to the head first. Promotes the retries that are due,
-// moves up to max jobs into processing, and returns {raws, sha1s, failed attempts, next due or ''}.
+// One round trip per lease while there is work. KEYS: delayed, main, processing, attempts, woken.
+// ARGV: now, promote limit, sweep, max. With sweep = '1' the consumer holds no lease, so whatever
+// is in its processing list is stranded and goes back to the head first. Promotes the retries that
+// are due, takes what a blocking wait moved to the consumer's woken list (it was the head), then up
+// to max jobs, into processing, and returns {raws, sha1s, failed attempts, next due or ''}.
 const TAKE = `
 if ARGV[3] == '1' then
   while redis.call('LMOVE', KEYS[3], KEYS[2], 'LEFT', 'LEFT') do end
@@ -31,7 +39,11 @@ for _, m in ipairs(due) do
   redis.call('RPUSH', KEYS[2], string.sub(m, at + 1))
 end
 local out = {}
-if ARGV[5] then out[1] = ARGV[5] end
+while true do
+  local v = redis.call('LMOVE', KEYS[5], KEYS[3], 'RIGHT', 'LEFT')
+  if not v then break end
+  out[#out + 1] = v
+end
 local max = tonumber(ARGV[4])
 while #out < max do
   local v = redis.call('LMOVE', KEYS[2], KEYS[3], 'LEFT', 'LEFT')
@@ -45,6 +57,31 @@ for i, raw in ipairs(out) do
 end
 local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {out, hashes, counts, nxt[2] or ''}`;
+
+// The hand-off. KEYS: main, processing, woken, fence key (or any key when ARGV[1] is ''). ARGV:
+// fence value or '', then the raws. Only when no job waits in the list and the fence holds: takes
+// what a blocking wait moved to the woken list (it came first), then the raws, into processing,
+// and returns them with their sha1s. Otherwise appends the raws like RPUSH and returns 0.
+const PUSH_LEASED = `
+local ok = redis.call('LLEN', KEYS[1]) == 0
+if ok and ARGV[1] ~= '' then ok = redis.call('GET', KEYS[4]) == ARGV[1] end
+if not ok then
+  for i = 2, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+  return 0
+end
+local out = {}
+while true do
+  local v = redis.call('LMOVE', KEYS[3], KEYS[2], 'RIGHT', 'LEFT')
+  if not v then break end
+  out[#out + 1] = v
+end
+for i = 2, #ARGV do
+  redis.call('LPUSH', KEYS[2], ARGV[i])
+  out[#out + 1] = ARGV[i]
+end
+local hashes = {}
+for i, raw in ipairs(out) do hashes[i] = redis.sha1hex(raw) end
+return {out, hashes}`;
 
 // KEYS: processing, attempts. ARGV: n, n attempt hashes to clear, then the raws to remove. The
 // processing list holds the newest lease at its head, so in lease order each raw is found at the
@@ -62,8 +99,10 @@ if not i then return false end
 redis.call('LSET', KEYS[1], i, ARGV[2])
 return redis.sha1hex(ARGV[2])`;
 
+// KEYS: processing, main, woken. What a blocking wait moved goes back first, then the leases.
 const PUT_BACK_ALL = `
 local n = 0
+while redis.call('LMOVE', KEYS[3], KEYS[2], 'LEFT', 'LEFT') do n = n + 1 end
 while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'LEFT') do n = n + 1 end
 return n`;
 
@@ -81,6 +120,7 @@ export class RedisQueue implements ReliableQueue {
   readonly #aliveTtlMs: number;
   readonly #keys: {
     processing: string;
+    woken: string;
     alive: string;
     consumers: string;
     delayed: string;
@@ -98,6 +138,7 @@ export class RedisQueue implements ReliableQueue {
     this.#aliveTtlMs = options.aliveTtlMs ?? ALIVE_TTL_MS;
     this.#keys = {
       processing: `${name}:processing:${this.#consumer}`,
+      woken: `${name}:woken:${this.#consumer}`,
       alive: `${name}:consumer:${this.#consumer}`,
       consumers: `${name}:consumers`,
       delayed: `${name}:delayed`,
@@ -112,47 +153,103 @@ export class RedisQueue implements ReliableQueue {
 
   async lease(max: number, blockMs: number, signal?: AbortSignal): Promise<Lease[]> {
     const deadline = Date.now() + Math.max(blockMs, 1);
-    let held: string | null = null;
-    while (true) {
-      // A job the BLMOVE below moved is ours now: it is taken (and worked on) even when aborted.
-      if (held === null && (signal?.aborted || this.#closed)) return [];
-      await this.#heartbeat();
-      const leases = await this.#take(max, held);
-      if (leases.length > 0) return leases;
-      const wait = Math.min(deadline, this.#nextDue) - Date.now();
-      if (wait <= 0) return [];
-      // Nothing ready: wait for a push, or for the next retry to fall due (the take above then
-      // promotes it). A blocking command holds its connection, so each consumer has its own.
-      if (!this.#blocking) {
-        this.#blocking = this.#redis.duplicate();
-        this.#blocking.on("error", () => {}); // it reconnects by itself, like the shared client
+    // Made before the first await, so an interrupt() from now on ends this lease's wait.
+    const interrupted = new Promise<"interrupted">((resolve) =>
+      this.#interrupt = () => resolve("interrupted")
+    );
+    try {
+      while (true) {
+        if (signal?.aborted || this.#closed) return [];
+        await this.#heartbeat();
+        const leases = await this.#take(max);
+        if (leases.length > 0) return leases;
+        const wait = Math.min(deadline, this.#nextDue) - Date.now();
+        if (wait <= 0) return [];
+        // Nothing ready: wait for a push, or for the next retry to fall due (the take above then
+        // promotes it). A blocking command holds its connection, so each consumer has its own.
+        // What it moves goes to the woken list, which the next take (or hand-off) takes first: a
+        // wait that outlives this lease (interrupted) loses nothing and reorders nothing.
+        if (!this.#blocking) {
+          this.#blocking = this.#redis.duplicate();
+          this.#blocking.on("error", () => {}); // it reconnects by itself, like the shared client
+        }
+        const seconds = Math.max(wait, 1) / 1000;
+        if (!this.#waiting) {
+          this.#waiting = this.#blocking.blmove(this.name, this.#keys.woken, "LEFT", "LEFT", seconds)
+            .finally(() => this.#waiting = undefined);
+          this.#waiting.catch(() => {}); // close() ends it; a lease waiting on it sees the error
+        }
+        const woke = await Promise.race([this.#waiting, interrupted]);
+        if (woke === "interrupted") return [];
+        if (woke === null && Date.now() >= deadline) return [];
       }
-      const seconds = Math.max(wait, 1) / 1000;
-      held = await this.#blocking.blmove(this.name, this.#keys.processing, "LEFT", "LEFT", seconds);
-      if (held === null && Date.now() >= deadline) return [];
+    } finally {
+      this.#interrupt = undefined;
     }
   }
+
+  /** Ends the wait of a pending `lease` at once (it returns what it took, or `[]`). */
+  interrupt(): void {
+    this.#interrupt?.();
+  }
+
+  /**
+   * The hand-off: when no job waits in the list and `fence` holds, the raws go straight into this
+   * consumer's processing list, after whatever a blocking wait had just moved, and come back as
+   * leases in that order; otherwise they are appended like `push` and the result is null. One
+   * round trip instead of a push, a wake-up and a take.
+   */
+  async pushLeased(raws: readonly string[], fence?: QueueFence): Promise<Lease[] | null> {
+    if (raws.length === 0) return [];
+    this.#handoffs++; // no take may sweep our processing list while this is on its way
+    try {
+      await this.#heartbeat();
+      const reply = await this.#redis.eval(
+        PUSH_LEASED,
+        4,
+        this.name,
+        this.#keys.processing,
+        this.#keys.woken,
+        fence?.key ?? this.#keys.alive,
+        fence?.value ?? "",
+        ...raws,
+      ) as 0 | [string[], string[]];
+      if (reply === 0) return null;
+      const [taken, hashes] = reply;
+      this.#inHand += taken.length;
+      return taken.map((raw, i) => ({ raw, attempts: 0, ref: hashes[i]! }));
+    } finally {
+      this.#handoffs--;
+    }
+  }
+
+  #interrupt?: () => void;
+  /** The pending BLMOVE of the blocking connection, shared by the leases that wait on it. */
+  #waiting?: Promise<string | null>;
+  #handoffs = 0;
 
   /** Time (epoch ms) the earliest retry falls due, as of the last take; Infinity if none. */
   #nextDue = Infinity;
 
-  /** Takes up to `max` jobs (`held`, already in processing, first) in one round trip. */
-  async #take(max: number, held: string | null): Promise<Lease[]> {
-    // With nothing in hand, a job in our processing list was moved by a BLMOVE or LMOVE whose
-    // reply was lost (Redis restarted, connection dropped) and that ioredis then sent again:
-    // nobody works on it, so it goes back now rather than at the next process start. Not while
-    // `held` is there: it would be taken twice.
-    const sweep = this.#inHand === 0 && held === null ? "1" : "0";
-    const args: (string | number)[] = [Date.now(), 1000, sweep, Math.max(1, max)];
-    if (held !== null) args.push(held);
+  /** Takes up to `max` jobs (what a blocking wait moved first) in one round trip. */
+  async #take(max: number): Promise<Lease[]> {
+    // With nothing in hand, a job in our processing list was moved by a take whose reply was lost
+    // (Redis restarted, connection dropped) and that ioredis then sent again: nobody works on it,
+    // so it goes back now rather than at the next process start. Not while a hand-off is on its
+    // way: its jobs are in our processing list before we know of them.
+    const sweep = this.#inHand === 0 && this.#handoffs === 0 ? "1" : "0";
     const [raws, hashes, counts, nextDue] = await this.#redis.eval(
       TAKE,
-      4,
+      5,
       this.#keys.delayed,
       this.name,
       this.#keys.processing,
       this.#keys.attempts,
-      ...args,
+      this.#keys.woken,
+      Date.now(),
+      1000,
+      sweep,
+      Math.max(1, max),
     ) as [string[], string[], string[], string];
     this.#nextDue = nextDue === "" ? Infinity : Number(nextDue);
     this.#inHand += raws.length;
@@ -222,7 +319,13 @@ export class RedisQueue implements ReliableQueue {
       const mine = consumer === this.#consumer;
       if (!mine && await this.#redis.exists(`${this.name}:consumer:${consumer}`)) continue;
       moved += Number(
-        await this.#redis.eval(PUT_BACK_ALL, 2, `${this.name}:processing:${consumer}`, this.name),
+        await this.#redis.eval(
+          PUT_BACK_ALL,
+          3,
+          `${this.name}:processing:${consumer}`,
+          this.name,
+          `${this.name}:woken:${consumer}`,
+        ),
       );
       if (!mine) await this.#redis.srem(this.#keys.consumers, consumer);
     }
@@ -232,7 +335,7 @@ export class RedisQueue implements ReliableQueue {
   async depth(): Promise<QueueDepth> {
     const consumers = await this.#redis.smembers(this.#keys.consumers);
     const tx = this.#redis.multi().llen(this.name).zcard(this.#keys.delayed).llen(this.#keys.dead);
-    for (const c of consumers) tx.llen(`${this.name}:processing:${c}`);
+    for (const c of consumers) tx.llen(`${this.name}:processing:${c}`).llen(`${this.name}:woken:${c}`);
     const results = (await tx.exec()) ?? [];
     const n = results.map(([, v]) => Number(v ?? 0));
     return {

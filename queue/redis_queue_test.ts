@@ -2,7 +2,8 @@
  * @module redis_queue_test
  * RedisQueue behaviour beyond the conformance suite: a job stranded in the consumer's processing
  * list (a BLMOVE that Redis executed but whose reply was lost in a restart, then sent again by
- * ioredis) goes back to the queue at the next lease, not only at the next process start.
+ * ioredis) goes back to the queue at the next lease, not only at the next process start; and the
+ * hand-off (`pushLeased`, `interrupt`) the downlink's fast lane uses.
  */
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
@@ -57,5 +58,81 @@ Deno.test("leases handed back by retry, release and dead-letter count as no long
     await redis.lmove(name, `${name}:processing:c1`, "RIGHT", "LEFT"); // strands "d"
     const leased = await queue.lease(10, 100);
     assert.deepEqual(leased.map((l) => l.raw).sort(), ["b", "d"]);
+  });
+});
+
+/** Resolves with `p`, or fails the test after `ms` (a hang, not a timing check). */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const hang = new Promise<never>((_, reject) => timer = setTimeout(() => reject(new Error(what)), ms));
+  return Promise.race([p, hang]).finally(() => clearTimeout(timer));
+}
+
+Deno.test("pushLeased: into the consumer's processing list when nothing waits, appended when something does", async () => {
+  await withQueue(async (redis, queue, name) => {
+    const taken = await queue.pushLeased(["a", "b"]);
+    assert.deepEqual(taken?.map((l) => [l.raw, l.attempts]), [["a", 0], ["b", 0]]);
+    assert.equal(await redis.llen(name), 0);
+    assert.deepEqual(await queue.depth(), { ready: 0, processing: 2, delayed: 0, dead: 0 });
+    await queue.ack(taken!);
+    assert.deepEqual(await queue.depth(), { ready: 0, processing: 0, delayed: 0, dead: 0 });
+
+    // A job waits: the hand-off must not overtake it, so the raws go behind it.
+    await queue.push("c");
+    assert.equal(await queue.pushLeased(["d", "e"]), null);
+    assert.deepEqual(await redis.lrange(name, 0, -1), ["c", "d", "e"]);
+    assert.deepEqual((await queue.lease(10, 100)).map((l) => l.raw), ["c", "d", "e"]);
+  });
+});
+
+Deno.test("pushLeased: only while the fence holds", async () => {
+  await withQueue(async (redis, queue, name) => {
+    const fence = { key: `${name}:leader`, value: "me" };
+    assert.equal(await queue.pushLeased(["a"], fence), null, "no lock held");
+    assert.deepEqual(await redis.lrange(name, 0, -1), ["a"]);
+    await redis.del(name);
+    await redis.set(fence.key, "someone else");
+    assert.equal(await queue.pushLeased(["b"], fence), null, "another consumer holds the lock");
+    await redis.del(name);
+    await redis.set(fence.key, "me");
+    assert.deepEqual((await queue.pushLeased(["c"], fence))?.map((l) => l.raw), ["c"]);
+  });
+});
+
+Deno.test("interrupt ends a waiting lease; what its wait moves later comes first, before a hand-off", async () => {
+  await withQueue(async (redis, queue, name) => {
+    const waiting = queue.lease(10, 60_000);
+    // Let the lease reach its blocking wait.
+    for (let i = 0; i < 200 && !(await redis.client("LIST") as string).includes("cmd=blmove"); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    queue.interrupt();
+    assert.deepEqual(await within(waiting, 10_000, "the interrupted lease did not return"), []);
+    // The wait goes on and takes "x", pushed by a producer before the hand-off of "y".
+    await redis.rpush(name, "x");
+    for (let i = 0; i < 200 && await redis.llen(`${name}:woken:c1`) === 0; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(await redis.llen(name), 0);
+    const taken = await queue.pushLeased(["y"]);
+    assert.deepEqual(taken?.map((l) => l.raw), ["x", "y"]);
+    assert.deepEqual(await queue.depth(), { ready: 0, processing: 2, delayed: 0, dead: 0 });
+    await queue.ack(taken!);
+    assert.deepEqual(await queue.depth(), { ready: 0, processing: 0, delayed: 0, dead: 0 });
+  });
+});
+
+Deno.test("what a blocking wait moved goes back with the leases on recover, in order", async () => {
+  await withQueue(async (redis, queue, name) => {
+    await queue.push("a", "b", "c", "d");
+    assert.deepEqual((await queue.lease(2, 100)).map((l) => l.raw), ["a", "b"]);
+    await redis.lmove(name, `${name}:woken:c1`, "LEFT", "LEFT"); // a wait that moved "c"
+    const restarted = new RedisQueue(redis, name, { consumerId: "c1" });
+    try {
+      assert.equal(await restarted.recover(), 3);
+      assert.deepEqual(await redis.lrange(name, 0, -1), ["a", "b", "c", "d"]);
+    } finally {
+      await restarted.close();
+    }
   });
 });

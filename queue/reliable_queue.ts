@@ -28,6 +28,12 @@ export interface DeadLetter {
   failed_at: string;
 }
 
+/** A Redis key and the value it must hold (the downlink lock's owner) for a hand-off to go through. */
+export interface QueueFence {
+  key: string;
+  value: string;
+}
+
 export interface RetryOptions {
   /** Transient infrastructure failures (database down) do not use up the job's attempts. */
   countAttempt?: boolean;
@@ -52,6 +58,14 @@ export interface ReliableQueue {
    * `release` or a restart's `recover()` puts back the new element. Returns the lease to use.
    */
   rewrite(lease: Lease, raw: string): Promise<Lease>;
+  /**
+   * Optional hand-off: when no job waits in the queue (and `fence` holds), stores `raws` already
+   * leased to this consumer and returns their leases, in order, after any job the consumer's own
+   * waiting lease had just taken; otherwise appends them like `push` and returns null.
+   */
+  pushLeased?(raws: readonly string[], fence?: QueueFence): Promise<Lease[] | null>;
+  /** Optional: makes a waiting `lease` of this consumer return at once. */
+  interrupt?(): void;
   /** Puts back the jobs of dead consumers (and this consumer's own, from an earlier run). */
   recover(): Promise<number>;
   depth(): Promise<QueueDepth>;
