@@ -18,6 +18,7 @@ import type { Store } from "../db/store.ts";
 import type { Metrics } from "../metrics.ts";
 import type { QueueBackend } from "../queue/open_queues.ts";
 import { apiRoutes } from "../routes/api.ts";
+import { CommandHandoff } from "./command_handoff.ts";
 import { CommandIntake } from "./command_intake.ts";
 import { runCommandSweeper } from "./command_sweeper.ts";
 import { runDownlink } from "./downlink.ts";
@@ -44,6 +45,8 @@ export class CommandCenter {
   readonly #deps: CommandCenterDeps;
   readonly #redis?: Redis;
   readonly #loops: Promise<void>[] = [];
+  /** From this process's intake to its downlink (both roles, Redis queue). */
+  readonly #handoff?: CommandHandoff;
   #closing?: Promise<void>;
 
   constructor(deps: CommandCenterDeps) {
@@ -71,10 +74,12 @@ export class CommandCenter {
         gateway: { username: config.mqtt.username, password: config.mqtt.password },
       });
     }
+    if (roles.has("api") && roles.has("downlink")) this.#handoff = new CommandHandoff();
     if (roles.has("api") && store && queues && this.credentials && this.brokerAuth) {
       const intake = new CommandIntake({
         store,
         queue: queues.queue(config.redis.outgoingQueue, `${config.mqtt.clientId}:api`),
+        handoff: this.#handoff,
         defaultTtlSeconds: config.commandTtlSeconds,
         metrics: deps.metrics,
       });
@@ -127,6 +132,7 @@ export class CommandCenter {
           lock: this.#redis
             ? new RedisDownlinkLock(this.#redis, config.redis.outgoingQueue, consumer)
             : undefined,
+          handoff: this.#handoff,
           metrics,
           signal,
         }).catch((error) => log.fatal("The downlink stopped: {error}", { error })),

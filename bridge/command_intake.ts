@@ -17,6 +17,7 @@ import { ConflictError, NotFoundError, UnavailableError } from "../errors.ts";
 import { GroupCommit, type ItemResult } from "../lib/group_commit.ts";
 import type { Metrics } from "../metrics.ts";
 import type { ReliableQueue } from "../queue/reliable_queue.ts";
+import type { CommandHandoff } from "./command_handoff.ts";
 import { encodeCommandMessage, newMessageId } from "./outgoing_command.ts";
 
 const log = getLogger(["gateway", "downlink"]);
@@ -34,6 +35,8 @@ export interface CommandIntakeOptions {
   store: Store;
   /** The outgoing queue (only `push` is used). */
   queue: Pick<ReliableQueue, "push">;
+  /** The downlink of this process, when it runs: fresh commands go to it already leased. */
+  handoff?: CommandHandoff;
   defaultTtlSeconds: number;
   metrics?: Metrics;
   now?: () => Date;
@@ -127,16 +130,25 @@ export class CommandIntake {
       toPush.push(k);
     }
     if (toPush.length > 0) {
-      const commands = toPush.map((k) => (stored[k] as { value: Accepted }).value.command);
+      const accepted = toPush.map((k) => (stored[k] as { value: Accepted }).value);
+      const commands = accepted.map((a) => a.command);
+      const raws = commands.map((command) =>
+        encodeCommandMessage({
+          target: command.serialNo,
+          command: command.command,
+          payload: command.payload,
+          message_id: command.messageId,
+        })
+      );
       try {
-        await this.#o.queue.push(...commands.map((command) =>
-          encodeCommandMessage({
-            target: command.serialNo,
-            command: command.command,
-            payload: command.payload,
-            message_id: command.messageId,
-          })
-        ));
+        if (this.#o.handoff) {
+          // Only rows made just now go along: an older one may have moved on since it was read.
+          await this.#o.handoff.push(
+            this.#o.queue,
+            raws,
+            accepted.map((a) => a.created ? a.command : undefined),
+          );
+        } else await this.#o.queue.push(...raws);
         for (const k of toPush) results[k] = stored[k];
       } catch (error) {
         await this.#failUnqueued(commands, error);

@@ -9,9 +9,13 @@
  * - Never late: a command whose TTL has passed is marked `expired` and not published; on MQTT 5
  *   the publish carries the remaining TTL as message expiry, so the broker drops it if the
  *   machine is offline until then.
- * - In order: leases are FIFO, the commands of one machine are handled one after the other, and
- *   the next batch is taken only when this one is done. With a {@link DownlinkLock} one gateway
- *   consumes at a time.
+ * - In order: leases are FIFO and the commands of one machine are published one after the other,
+ *   each once the one before it has its PUBACK (or has expired), even across batches. Batches are
+ *   pipelined: the next is taken and published while the machines of the last one still owe
+ *   their PUBACKs, at most {@link MAX_BATCHES_IN_FLIGHT} at a time. With a {@link DownlinkLock}
+ *   one gateway consumes at a time.
+ * - Fast lane: with a {@link CommandHandoff}, the API's commands of this process arrive already
+ *   leased, with their rows, without a round trip through the list (see command_handoff.ts).
  * - Nothing stuck: a broker or database outage holds the command (and those behind it) and
  *   retries with backoff; bad elements go to the dead letters at once.
  */
@@ -21,6 +25,7 @@ import { describeIssues } from "../jobs/dispatcher.ts";
 import { sleep } from "../lib/sleep.ts";
 import type { Metrics } from "../metrics.ts";
 import { backoffDelay, type Lease, type ReliableQueue } from "../queue/reliable_queue.ts";
+import type { CommandHandoff } from "./command_handoff.ts";
 import type { DownlinkLock } from "./downlink_lock.ts";
 import type { MqttConnection } from "./mqtt_connection.ts";
 import {
@@ -43,6 +48,8 @@ export interface DownlinkOptions {
   /** Larger elements are dead-lettered, not published (the HTTP path has the same cap). */
   maxBytes?: number;
   lock?: DownlinkLock;
+  /** The API's commands of this process, handed over already leased (Redis queue only). */
+  handoff?: CommandHandoff;
   metrics?: Metrics;
   signal: AbortSignal;
   batchSize?: number;
@@ -52,9 +59,15 @@ export interface DownlinkOptions {
   now?: () => Date;
 }
 
-type Parsed = { lease: Lease; command: OutgoingCommand } | { lease: Lease; invalid: string };
-/** done: ack the lease; dead: already moved to the dead letters; release: hand it back. */
-type Outcome = "done" | "dead" | "release";
+/** Leased batches published at once while earlier ones wait for their PUBACKs. */
+export const MAX_BATCHES_IN_FLIGHT = 4;
+
+/** `row`: stored by this process's intake just now, so no need to read it back. */
+type Parsed =
+  | { lease: Lease; command: OutgoingCommand; row?: CommandRecord }
+  | { lease: Lease; invalid: string };
+/** sent: published, ack the lease; done: ack it; dead: moved to the dead letters; release: hand it back. */
+type Outcome = "sent" | "done" | "dead" | "release";
 
 /** Runs until `signal` aborts; commands in hand are published and acked, or handed back. */
 export async function runDownlink(o: DownlinkOptions): Promise<void> {
@@ -116,8 +129,11 @@ export async function runDownlink(o: DownlinkOptions): Promise<void> {
     return "dead";
   };
 
-  /** Published, `sent` not recorded yet: a second copy in a later batch must not go out again. */
-  const unrecorded = new Set<string>();
+  /**
+   * Being published, or published with `sent` not recorded yet: a second copy of the command in a
+   * later batch must not go out again.
+   */
+  const claimed = new Set<string>();
 
   /**
    * Records the batch's commands in one or two statements (a producer's push has no row yet; the
@@ -136,7 +152,7 @@ export async function runDownlink(o: DownlinkOptions): Promise<void> {
       if (!stamped) return items.map(() => "release");
       items[i] = { lease: stamped.value, command: { ...item.command, message_id: messageId } };
     }
-    const valid = items.flatMap((item, i) => "command" in item ? [{ i, c: item.command }] : []);
+    const valid = items.flatMap((item, i) => "command" in item && !item.row ? [{ i, c: item.command }] : []);
     const stored = valid.length === 0 ? { value: [] } : await persist(
       `record ${valid.length} commands`,
       () =>
@@ -154,6 +170,10 @@ export async function runDownlink(o: DownlinkOptions): Promise<void> {
     if (!stored) return plan;
     const rows = new Map(valid.map(({ i }, k) => [i, stored.value[k]!]));
     for (const [i, item] of items.entries()) {
+      // Counted as queued by the intake that stored it.
+      if ("row" in item && item.row) rows.set(i, { command: item.row, created: false });
+    }
+    for (const [i, item] of items.entries()) {
       if ("invalid" in item) {
         plan[i] = await deadLetter(item.lease, item.invalid);
         continue;
@@ -165,20 +185,19 @@ export async function runDownlink(o: DownlinkOptions): Promise<void> {
           item.lease,
           `message_id ${row.messageId} already belongs to a command for ${row.serialNo}`,
         );
-      } else if (row.status !== "queued" || unrecorded.has(row.messageId)) {
+      } else if (row.status !== "queued" || claimed.has(row.messageId)) {
         log.info("Command {messageId} is already {status}; not publishing it again", {
           messageId: row.messageId,
-          status: unrecorded.has(row.messageId) ? "sent" : row.status,
+          status: claimed.has(row.messageId) ? "being sent" : row.status,
         });
         plan[i] = "done";
       } else plan[i] = row;
     }
     // The same message_id twice in one batch: only its first copy is published.
-    const first = new Set<string>();
     for (const [i, step] of plan.entries()) {
       if (typeof step === "string") continue;
-      if (first.has(step.messageId)) plan[i] = "done";
-      first.add(step.messageId);
+      if (claimed.has(step.messageId)) plan[i] = "done";
+      claimed.add(step.messageId);
     }
     return plan;
   };
@@ -207,13 +226,12 @@ export async function runDownlink(o: DownlinkOptions): Promise<void> {
       try {
         await o.connection.publish(commandTopic(row.serialNo), body, { qos: 1, expirySeconds: remaining });
         // Published: from here the lease is acked whatever happens, so it is never published twice.
-        unrecorded.add(row.messageId);
         log.debug("Published command {messageId} ({command}) to {serialNo}", {
           messageId: row.messageId,
           command: row.command,
           serialNo: row.serialNo,
         });
-        return "done";
+        return "sent";
       } catch (error) {
         log.warn("Cannot publish command {messageId} to {serialNo} (attempt {attempt}): {error}", {
           messageId: row.messageId,
@@ -226,19 +244,27 @@ export async function runDownlink(o: DownlinkOptions): Promise<void> {
     }
   };
 
-  /** One machine's commands, in lease order; after a hand-back, the rest are handed back too. */
-  const publishSerially = async (rows: CommandRecord[]): Promise<Outcome[]> => {
-    const outcomes: Outcome[] = [];
-    for (const row of rows) outcomes.push(outcomes.includes("release") ? "release" : await publish(row));
-    return outcomes;
+  /**
+   * The last publish of each machine still in flight: the next command of that machine waits for
+   * it (order), and is handed back without publishing if it was handed back (a hand-back means
+   * shutdown, a lost lock or a lost broker: nothing of that machine may overtake it).
+   */
+  const machines = new Map<string, Promise<Outcome>>();
+  const publishInOrder = (row: CommandRecord): Promise<Outcome> => {
+    const before = machines.get(row.serialNo);
+    const mine: Promise<Outcome> = before
+      ? before.then((prior) => prior === "release" ? "release" : publish(row))
+      : publish(row);
+    machines.set(row.serialNo, mine);
+    mine.finally(() => machines.get(row.serialNo) === mine && machines.delete(row.serialNo));
+    return mine;
   };
 
   /**
-   * Records `sent` for what was published (one UPDATE), then acks the batch's leases. Runs while
-   * the next batch is taken and published. If recording fails, the machine's ack or the TTL
-   * still ends the command; the lease is acked all the same.
+   * Records `sent` for what was published (one UPDATE), then acks the leases done. If recording
+   * fails, the machine's ack or the TTL still ends the command; the lease is acked all the same.
    */
-  const finish = async (published: string[], done: Lease[]): Promise<void> => {
+  const finish = async (rows: CommandRecord[], published: string[], done: Lease[]): Promise<void> => {
     try {
       if (published.length > 0) {
         await o.store.markCommandsSent(published, now());
@@ -252,16 +278,60 @@ export async function runDownlink(o: DownlinkOptions): Promise<void> {
     }
     // Acked even while shutting down: these were published, and must not be published again.
     await ackPublished(o.queue, done);
-    for (const id of published) unrecorded.delete(id);
+    for (const row of rows) claimed.delete(row.messageId);
   };
-  let finishing: Promise<void> = Promise.resolve();
 
+  /** Batches' bookkeeping, one after the other in lease order, overlapping the next publishing. */
+  let finishing: Promise<void> = Promise.resolve();
+  /** The bookkeeping of the batches in flight, oldest first. */
+  const pipeline: Promise<void>[] = [];
+  /** Leases to hand back, in lease order; handed back together once nothing is in flight. */
+  let back: Lease[] = [];
+  /** Waits for every batch in flight, then hands back what they (and `more`) could not publish. */
+  const drain = async (more: Lease[] = []): Promise<void> => {
+    await finishing;
+    const leases = [...back, ...more];
+    back = [];
+    if (leases.length === 0) return;
+    // Back at the head, in their order, before the next lease: for the next run or lock holder.
+    await o.queue.release(leases).catch((error) =>
+      log.error("Cannot hand back {count} commands (recover() will): {error}", {
+        count: leases.length,
+        error,
+      })
+    );
+  };
+
+  /** Takes the next batch: what the intake handed over first, else a lease from the list. */
+  const next = async (): Promise<Parsed[]> => {
+    const handed = o.handoff?.take(o.batchSize ?? 100);
+    if (handed) {
+      return handed.leases.map((lease) => {
+        const row = handed.records.get(lease.raw);
+        if (!row) return parse(lease);
+        const command = {
+          target: row.serialNo,
+          command: row.command,
+          payload: row.payload,
+          message_id: row.messageId,
+        };
+        return { lease, command, row };
+      });
+    }
+    return (await o.queue.lease(o.batchSize ?? 100, o.blockMs ?? 1000, o.signal)).map(parse);
+  };
+
+  // A lease waiting for the list ends at once on shutdown.
+  const interrupt = () => o.queue.interrupt?.();
+  o.signal.addEventListener("abort", interrupt, { once: true });
   try {
     while (!o.signal.aborted) {
       if (o.lock && !o.lock.held) {
+        await drain(await o.handoff?.detach());
         recovered = false;
         if (!await o.lock.acquire(o.signal)) break;
       }
+      if (back.length > 0) await drain(); // nothing is taken past a hand-back
       if (!recovered) {
         const recover = await persist("recover unfinished commands", () => o.queue.recover());
         if (recover === undefined) break;
@@ -271,10 +341,12 @@ export async function runDownlink(o: DownlinkOptions): Promise<void> {
           });
         }
         recovered = true;
+        const lock = o.lock;
+        o.handoff?.attach(o.queue, lock ? () => lock.held ? lock.fence : undefined : undefined);
       }
-      let leases: Lease[];
+      let items: Parsed[];
       try {
-        leases = await o.queue.lease(o.batchSize ?? 100, o.blockMs ?? 1000, o.signal);
+        items = await next();
         failures = 0;
       } catch (error) {
         if (o.signal.aborted) break;
@@ -283,42 +355,30 @@ export async function runDownlink(o: DownlinkOptions): Promise<void> {
         await sleep(backoffDelay(failures, retryBase, retryMax), o.signal);
         continue;
       }
-      if (leases.length === 0) continue;
+      if (items.length === 0) continue;
 
-      const items = leases.map(parse);
       const plan = await prepare(items);
-      const byTarget = new Map<string, number[]>();
-      for (const [i, step] of plan.entries()) {
-        if (typeof step === "string") continue;
-        byTarget.set(step.serialNo, [...byTarget.get(step.serialNo) ?? [], i]);
-      }
-      const outcomes = plan.map((step) => typeof step === "string" ? step : "release");
-      await Promise.all([...byTarget.values()].map(async (indexes) => {
-        const results = await publishSerially(indexes.map((i) => plan[i] as CommandRecord));
-        indexes.forEach((i, k) => outcomes[i] = results[k]!);
-      }));
-      const published = plan.flatMap((step, i) =>
-        typeof step !== "string" && outcomes[i] === "done" && unrecorded.has(step.messageId)
-          ? [step.messageId]
-          : []
+      const outcomes = Promise.all(
+        plan.map((step) => typeof step === "string" ? step : publishInOrder(step)),
       );
-      const held = items.map((item) => item.lease); // stamped ones carry their message_id now
-      const back = held.filter((_, i) => outcomes[i] === "release");
-      if (back.length > 0) {
-        // Back at the head, in their order, before the next lease: for the next run or lock holder.
-        await o.queue.release(back).catch((error) =>
-          log.error("Cannot hand back {count} commands (recover() will): {error}", {
-            count: back.length,
-            error,
-          })
+      finishing = finishing.then(async () => {
+        const results = await outcomes;
+        const rows = plan.filter((step): step is CommandRecord => typeof step !== "string");
+        const published = plan.flatMap((step, i) =>
+          typeof step !== "string" && results[i] === "sent" ? [step.messageId] : []
         );
-      }
-      // One batch's bookkeeping in flight at a time, overlapping the next batch's publishing.
-      await finishing;
-      finishing = finish(published, held.filter((_, i) => outcomes[i] === "done"));
+        // Stamped leases carry their message_id now.
+        back.push(...items.filter((_, i) => results[i] === "release").map((item) => item.lease));
+        const done = items.filter((_, i) => results[i] === "done" || results[i] === "sent");
+        await finish(rows, published, done.map((item) => item.lease));
+      }).catch((error) => log.error("Cannot finish a batch of commands: {error}", { error }));
+      // Bounded pipeline: beyond the limit, wait for the oldest batch's bookkeeping.
+      pipeline.push(finishing);
+      while (pipeline.length >= MAX_BATCHES_IN_FLIGHT) await pipeline.shift();
     }
   } finally {
-    await finishing;
+    o.signal.removeEventListener("abort", interrupt);
+    await drain(await o.handoff?.detach());
     await o.lock?.release();
   }
 }

@@ -8,6 +8,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { Redis } from "ioredis";
 import { sleep } from "../lib/sleep.ts";
+import type { QueueFence } from "../queue/reliable_queue.ts";
 
 const log = getLogger(["gateway", "downlink"]);
 
@@ -17,6 +18,8 @@ export interface DownlinkLock {
   acquire(signal: AbortSignal): Promise<boolean>;
   /** False as soon as the lock may have passed to another consumer. */
   readonly held: boolean;
+  /** The key and value the lock is held by, for writes that must happen only while it is held. */
+  readonly fence?: QueueFence;
   release(): Promise<void>;
 }
 
@@ -46,6 +49,10 @@ export class RedisDownlinkLock implements DownlinkLock {
     // Unique per process run, so a restarted process does not mistake an old lock for its own.
     this.#owner = `${owner}:${crypto.randomUUID()}`;
     this.#ttlMs = ttlMs;
+  }
+
+  get fence(): QueueFence {
+    return { key: this.#key, value: this.#owner };
   }
 
   get held(): boolean {

@@ -2,14 +2,22 @@
  * The downlink on the embedded store and queue (no services): a producer's command pushed without
  * a message_id keeps the one the gateway gave it when it is handed back before being published
  * (shutdown, or a crash: recovery puts back the same leased element), so it is recorded and
- * published under one id, never again under a second one.
+ * published under one id, never again under a second one. Batches are pipelined, yet one machine's
+ * commands go out one after the other. On Redis: the intake's hand-off is published without
+ * reading its row back.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { Redis } from "ioredis";
+import { newCommandRecord } from "../db/command_record.ts";
 import { SqliteStore } from "../db/sqlite_store.ts";
+import type { NewCommand } from "../db/store.ts";
+import { RedisQueue } from "../queue/redis_queue.ts";
 import { SqliteQueue } from "../queue/sqlite_queue.ts";
-import { waitFor } from "../tests/support.ts";
+import { dropRedisKeys, SERVICES, waitFor } from "../tests/support.ts";
+import { CommandHandoff } from "./command_handoff.ts";
 import { runDownlink } from "./downlink.ts";
+import { encodeCommandMessage } from "./outgoing_command.ts";
 
 Deno.test("downlink: a pushed command without message_id is published once, under the id it was recorded with", async () => {
   const dir = await Deno.makeTempDir({ prefix: "gw_downlink_" });
@@ -85,6 +93,128 @@ Deno.test("downlink: a pushed command without message_id is published once, unde
     await Promise.allSettled(runs);
     await Promise.all(queues.map((q) => q.close()));
     db.close();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("downlink: a machine's next command waits for its PUBACK; other machines' commands do not", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gw_downlink_" });
+  const store = new SqliteStore({ path: join(dir, "gateway.db") });
+  await store.migrate();
+  const db = SqliteQueue.openDatabase(join(dir, "queue.db"));
+  const queue = new SqliteQueue(db, "commands", { consumerId: "gw:downlink", pollMs: 10 });
+  const stop = new AbortController();
+  const published: string[] = [];
+  const pubacks = new Map<string, () => void>();
+  const connection = {
+    publish: (_topic: string, body: string | Uint8Array) => {
+      const id = JSON.parse(String(body)).message_id as string;
+      published.push(id);
+      return new Promise<void>((resolve) => pubacks.set(id, resolve));
+    },
+    waitConnected: () => Promise.resolve(),
+  };
+  const command = (target: string, id: string) =>
+    JSON.stringify({ target, command: "ping", payload: {}, message_id: id });
+  let run: Promise<void> | undefined;
+  try {
+    run = runDownlink({ queue, store, connection, defaultTtlSeconds: 60, signal: stop.signal, blockMs: 20 });
+    await queue.push(command("M-001", "A1"));
+    await waitFor(() => published.includes("A1") || undefined, 5000);
+    // A1 has no PUBACK yet: the next batch goes out for M-002, M-001's second command waits.
+    await queue.push(command("M-001", "A2"), command("M-002", "B1"));
+    await waitFor(() => published.includes("B1") || undefined, 5000);
+    assert.deepEqual(published, ["A1", "B1"]);
+    pubacks.get("A1")!();
+    await waitFor(() => published.includes("A2") || undefined, 5000);
+    assert.deepEqual(published, ["A1", "B1", "A2"]);
+    pubacks.get("B1")!();
+    pubacks.get("A2")!();
+    await waitFor(async () => (await store.getCommand("A2"))?.status === "sent" || undefined, 5000);
+    for (const id of ["A1", "B1"]) assert.equal((await store.getCommand(id))?.status, "sent");
+    await waitFor(async () => (await queue.depth()).processing === 0 || undefined, 5000);
+  } finally {
+    stop.abort();
+    for (const puback of pubacks.values()) puback();
+    await run;
+    await queue.close();
+    db.close();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("downlink on Redis: the intake's hand-off is published without reading its row back, and acked", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gw_downlink_" });
+  const store = new SqliteStore({ path: join(dir, "gateway.db") });
+  await store.migrate();
+  const name = `test_handoff_${crypto.randomUUID().slice(0, 8)}`;
+  const redis = new Redis(SERVICES.redis, { maxRetriesPerRequest: 1 });
+  const queue = new RedisQueue(redis, name, { consumerId: "gw:downlink" });
+  const handoff = new CommandHandoff();
+  const reads: string[][] = [];
+  const createCommands = store.createCommands.bind(store);
+  store.createCommands = (
+    cs: readonly NewCommand[],
+  ) => (reads.push(cs.map((c) => c.messageId)), createCommands(cs));
+  const published: string[] = [];
+  const connection = {
+    publish: (_topic: string, body: string | Uint8Array) => {
+      published.push(JSON.parse(String(body)).message_id);
+      return Promise.resolve();
+    },
+    waitConnected: () => Promise.resolve(),
+  };
+  const stop = new AbortController();
+  let run: Promise<void> | undefined;
+  try {
+    run = runDownlink({
+      queue,
+      store,
+      connection,
+      handoff,
+      defaultTtlSeconds: 60,
+      signal: stop.signal,
+      blockMs: 60_000, // only the hand-off's interrupt can end the wait in time
+    });
+    const fresh: NewCommand = {
+      messageId: "MSG_handoff_1",
+      serialNo: "M-001",
+      command: "dispense",
+      payload: { slot_no: 5 },
+      source: "api",
+      createdAt: new Date(),
+      expiresAt: new Date(Date.now() + 60_000),
+    };
+    const [{ command: row }] = await store.createCommands([fresh]);
+    reads.length = 0;
+    // The downlink attaches once it has recovered; until then the push would take the plain way.
+    await waitFor(() => handoff.attached || undefined, 5000);
+    const plain: string[] = [];
+    const fallback = { push: (...raws: string[]) => (plain.push(...raws), Promise.resolve()) };
+    const raw = encodeCommandMessage({
+      target: row!.serialNo,
+      command: row!.command,
+      payload: row!.payload,
+      message_id: row!.messageId,
+    });
+    await handoff.push(fallback, [raw], [newCommandRecord(fresh)]);
+    assert.deepEqual(plain, [], "the downlink had attached: no plain push");
+    await waitFor(
+      async () => (await store.getCommand(fresh.messageId))?.status === "sent" || undefined,
+      10_000,
+    );
+    assert.deepEqual(published, [fresh.messageId]);
+    assert.deepEqual(reads, [], "no read of the row the intake had just stored");
+    await waitFor(async () => (await queue.depth()).processing === 0 || undefined, 5000);
+    assert.deepEqual(await queue.depth(), { ready: 0, processing: 0, delayed: 0, dead: 0 });
+  } finally {
+    stop.abort();
+    await run;
+    await queue.close();
+    await dropRedisKeys(name);
+    await redis.quit();
     await store.close();
     await Deno.remove(dir, { recursive: true });
   }
