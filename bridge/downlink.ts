@@ -60,7 +60,7 @@ export interface DownlinkOptions {
 }
 
 /** Leased batches published at once while earlier ones wait for their PUBACKs. */
-export const MAX_BATCHES_IN_FLIGHT = 4;
+export const MAX_BATCHES_IN_FLIGHT = 16;
 
 /** `row`: stored by this process's intake just now, so no need to read it back. */
 type Parsed =
@@ -281,15 +281,56 @@ export async function runDownlink(o: DownlinkOptions): Promise<void> {
     for (const row of rows) claimed.delete(row.messageId);
   };
 
-  /** Batches' bookkeeping, one after the other in lease order, overlapping the next publishing. */
-  let finishing: Promise<void> = Promise.resolve();
-  /** The bookkeeping of the batches in flight, oldest first. */
-  const pipeline: Promise<void>[] = [];
+  /** Batches leased and not finished yet, in lease order; `results` once all their publishes ended. */
+  const batches: {
+    items: Parsed[];
+    plan: (Outcome | CommandRecord)[];
+    outcomes?: Promise<void>;
+    results?: Outcome[];
+  }[] = [];
   /** Leases to hand back, in lease order; handed back together once nothing is in flight. */
   let back: Lease[] = [];
+  let finisher: Promise<void> | undefined;
+  let freed: (() => void) | undefined;
+  /**
+   * The batches' bookkeeping, in lease order, overlapping the next publishing: every batch whose
+   * publishes have all ended by then is finished in one go (one UPDATE, one ack).
+   */
+  const runFinisher = async (): Promise<void> => {
+    try {
+      while (batches.length > 0) {
+        await batches[0]!.outcomes;
+        let n = 0;
+        while (n < batches.length && batches[n]!.results) n++;
+        if (n === 0) continue;
+        const group = batches.slice(0, n);
+        const rows: CommandRecord[] = [];
+        const published: string[] = [];
+        const done: Lease[] = [];
+        for (const { items, plan, results } of group) {
+          plan.forEach((step, i) => {
+            const result = results![i];
+            // Stamped leases carry their message_id now.
+            if (result === "release") back.push(items[i]!.lease);
+            else if (result === "done" || result === "sent") done.push(items[i]!.lease);
+            if (typeof step === "string") return;
+            rows.push(step);
+            if (result === "sent") published.push(step.messageId);
+          });
+        }
+        await finish(rows, published, done).catch((error) =>
+          log.error("Cannot finish {count} commands: {error}", { count: rows.length, error })
+        );
+        batches.splice(0, n);
+        freed?.();
+      }
+    } finally {
+      finisher = undefined;
+    }
+  };
   /** Waits for every batch in flight, then hands back what they (and `more`) could not publish. */
   const drain = async (more: Lease[] = []): Promise<void> => {
-    await finishing;
+    while (finisher) await finisher;
     const leases = [...back, ...more];
     back = [];
     if (leases.length === 0) return;
@@ -358,23 +399,15 @@ export async function runDownlink(o: DownlinkOptions): Promise<void> {
       if (items.length === 0) continue;
 
       const plan = await prepare(items);
-      const outcomes = Promise.all(
+      const batch: (typeof batches)[number] = { items, plan };
+      batches.push(batch);
+      batch.outcomes = Promise.all(
         plan.map((step) => typeof step === "string" ? step : publishInOrder(step)),
-      );
-      finishing = finishing.then(async () => {
-        const results = await outcomes;
-        const rows = plan.filter((step): step is CommandRecord => typeof step !== "string");
-        const published = plan.flatMap((step, i) =>
-          typeof step !== "string" && results[i] === "sent" ? [step.messageId] : []
-        );
-        // Stamped leases carry their message_id now.
-        back.push(...items.filter((_, i) => results[i] === "release").map((item) => item.lease));
-        const done = items.filter((_, i) => results[i] === "done" || results[i] === "sent");
-        await finish(rows, published, done.map((item) => item.lease));
-      }).catch((error) => log.error("Cannot finish a batch of commands: {error}", { error }));
-      // Bounded pipeline: beyond the limit, wait for the oldest batch's bookkeeping.
-      pipeline.push(finishing);
-      while (pipeline.length >= MAX_BATCHES_IN_FLIGHT) await pipeline.shift();
+      ).then((results) => void (batch.results = results));
+      finisher ??= runFinisher();
+      // Bounded pipeline: beyond the limit, wait until the oldest batches are finished.
+      while (batches.length >= MAX_BATCHES_IN_FLIGHT) await new Promise<void>((r) => freed = r);
+      freed = undefined;
     }
   } finally {
     o.signal.removeEventListener("abort", interrupt);
