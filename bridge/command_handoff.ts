@@ -18,6 +18,12 @@ export interface HandoffBatch {
   records: Map<string, CommandRecord>;
 }
 
+function byRaw(raws: string[], records: (CommandRecord | undefined)[]): Map<string, CommandRecord> {
+  const map = new Map<string, CommandRecord>();
+  raws.forEach((raw, i) => records[i] && map.set(raw, records[i]));
+  return map;
+}
+
 interface Consumer {
   queue: ReliableQueue;
   fence?: () => QueueFence | undefined;
@@ -54,6 +60,43 @@ export class CommandHandoff {
     return left;
   }
 
+  /** The consumer and fence to hand over to now, or undefined when pushes take the plain way. */
+  #ready(): { consumer: Consumer; fence?: QueueFence } | undefined {
+    const consumer = this.#consumer;
+    if (!consumer?.queue.pushLeased || this.#pending >= this.maxPending) return undefined;
+    const fence = consumer.fence?.();
+    if (consumer.fence && !fence) return undefined; // the lock may have moved on
+    return { consumer, fence };
+  }
+
+  /** Whether a push now would try the hand-off. */
+  get ready(): boolean {
+    return this.#ready() !== undefined;
+  }
+
+  /** Runs `work` counted as on its way (`detach` waits for it). */
+  async #track<T>(work: Promise<T>): Promise<T> {
+    this.#inProgress.add(work);
+    try {
+      return await work;
+    } finally {
+      this.#inProgress.delete(work);
+    }
+  }
+
+  /** Hands `leases` to the downlink, or to `detach` if it let go meanwhile. */
+  #deliver(consumer: Consumer, leases: Lease[], records: Map<string, CommandRecord>): void {
+    if (leases.length === 0) return;
+    if (this.#consumer !== consumer) {
+      // Detached meanwhile (shutdown, lock lost): the downlink hands them back with its own.
+      this.#orphans.push(...leases);
+      return;
+    }
+    this.#batches.push({ leases, records });
+    this.#pending += leases.length;
+    consumer.queue.interrupt?.();
+  }
+
   /**
    * Pushes `raws` (`records[i]` is the row just stored for `raws[i]`, if any): handed to the
    * downlink when it can take them, else appended with `fallback.push`.
@@ -63,30 +106,58 @@ export class CommandHandoff {
     raws: string[],
     records: (CommandRecord | undefined)[],
   ): Promise<void> {
-    const consumer = this.#consumer;
-    const fence = consumer?.fence?.();
-    if (!consumer?.queue.pushLeased || this.#pending >= this.maxPending || (consumer.fence && !fence)) {
-      return await fallback.push(...raws);
-    }
-    const handing = consumer.queue.pushLeased(raws, fence);
-    this.#inProgress.add(handing);
-    let leases: Lease[] | null;
-    try {
-      leases = await handing;
-    } finally {
-      this.#inProgress.delete(handing);
-    }
+    const to = this.#ready();
+    if (!to) return await fallback.push(...raws);
+    const leases = await this.#track(to.consumer.queue.pushLeased!(raws, to.fence));
     if (leases === null) return; // appended: something was waiting, or the lock moved on
-    if (this.#consumer !== consumer) {
-      // Detached meanwhile (shutdown, lock lost): the downlink hands them back with its own.
-      this.#orphans.push(...leases);
-      return;
-    }
-    const byRaw = new Map<string, CommandRecord>();
-    raws.forEach((raw, i) => records[i] && byRaw.set(raw, records[i]));
-    this.#batches.push({ leases, records: byRaw });
-    this.#pending += leases.length;
-    consumer.queue.interrupt?.();
+    this.#deliver(to.consumer, leases, byRaw(raws, records));
+  }
+
+  /**
+   * Stores and hands over side by side: while `store` writes the rows, the raws are leased to the
+   * downlink if it can take them now (never appended: an element must not be published before
+   * its row is stored). `rowsOf` names, per raw, the row stored for it; a raw leased without one
+   * is taken out of the queue again, never published. `taken` false: nothing was written to the
+   * queue, push them the plain way.
+   */
+  async storeWhileLeasing<T>(
+    raws: string[],
+    store: () => Promise<T>,
+    rowsOf: (stored: T) => (CommandRecord | undefined)[],
+  ): Promise<{ stored: T; taken: boolean }> {
+    const to = this.#ready();
+    if (!to) return { stored: await store(), taken: false };
+    // An unknown outcome counts as not taken: a copy it may have left in our processing list goes
+    // back to the list later and finds its row already sent (or failed), and is not sent again.
+    const leasing = to.consumer.queue.pushLeased!(raws, to.fence, { append: false }).catch(() => null);
+    return await this.#track((async () => {
+      let stored: T;
+      try {
+        stored = await store();
+      } catch (error) {
+        const leases = await leasing;
+        if (leases) await this.#drop(to.consumer, leases, new Set(raws), new Map());
+        throw error;
+      }
+      const leases = await leasing;
+      if (leases === null) return { stored, taken: false };
+      await this.#drop(to.consumer, leases, new Set(raws), byRaw(raws, rowsOf(stored)));
+      return { stored, taken: true };
+    })());
+  }
+
+  /** Delivers `leases` but those of `mine` without a row, which are acked (taken out) instead. */
+  async #drop(
+    consumer: Consumer,
+    leases: Lease[],
+    mine: Set<string>,
+    records: Map<string, CommandRecord>,
+  ): Promise<void> {
+    const unstored = leases.filter((l) => mine.has(l.raw) && !records.has(l.raw));
+    this.#deliver(consumer, leases.filter((l) => !mine.has(l.raw) || records.has(l.raw)), records);
+    // If this fails, the element goes back to the list one day and, as the API's without a row,
+    // is marked failed instead of published (see the downlink).
+    if (unstored.length > 0) await consumer.queue.ack(unstored).catch(() => {});
   }
 
   /** What was handed over, oldest first, in whole hand-offs of about `max` leases at most; or undefined. */

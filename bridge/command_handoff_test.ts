@@ -8,19 +8,21 @@ import type { Lease, QueueFence, ReliableQueue } from "../queue/reliable_queue.t
 import { CommandHandoff } from "./command_handoff.ts";
 
 /** A queue whose pushLeased takes everything (or answers null when `appending`), recording calls. */
-function fakeQueue(options: { appending?: boolean; gate?: Promise<void> } = {}) {
-  const calls: { raws: readonly string[]; fence?: QueueFence }[] = [];
+function fakeQueue(options: { appending?: boolean; gate?: Promise<void>; woken?: string[] } = {}) {
+  const calls: { raws: readonly string[]; fence?: QueueFence; append?: boolean }[] = [];
+  const acked: string[] = [];
   let interrupts = 0;
   const queue = {
-    pushLeased: async (raws: readonly string[], fence?: QueueFence) => {
-      calls.push({ raws, fence });
+    pushLeased: async (raws: readonly string[], fence?: QueueFence, o?: { append?: boolean }) => {
+      calls.push(o ? { raws, fence, append: o.append } : { raws, fence });
       await options.gate;
       if (options.appending) return null;
-      return raws.map((raw): Lease => ({ raw, attempts: 0, ref: raw }));
+      return [...options.woken ?? [], ...raws].map((raw): Lease => ({ raw, attempts: 0, ref: raw }));
     },
+    ack: (leases: Lease[]) => (acked.push(...leases.map((l) => l.raw)), Promise.resolve()),
     interrupt: () => void interrupts++,
   } as unknown as ReliableQueue;
-  return { queue, calls, interrupts: () => interrupts };
+  return { queue, calls, acked, interrupts: () => interrupts };
 }
 
 function plainQueue() {
@@ -118,4 +120,45 @@ Deno.test("hand-off: detach waits for hand-offs on their way and returns every l
   assert.equal(handoff.take(10), undefined);
   await handoff.push(fallback.queue, ["c"], [row("c")]);
   assert.deepEqual(fallback.pushed, ["c"], "detached: the plain way again");
+});
+
+Deno.test("hand-off while storing: leased without appending, delivered with the rows stored, the rest taken out", async () => {
+  const handoff = new CommandHandoff();
+  const consumer = fakeQueue({ woken: ["w"] }); // a producer's element a blocking wait had moved
+  handoff.attach(consumer.queue);
+  const { stored, taken } = await handoff.storeWhileLeasing(
+    ["a", "b", "c"],
+    () => Promise.resolve(["row a", "failed", "row c"]),
+    (results) => results.map((r, i) => r === "failed" ? undefined : row(["a", "b", "c"][i]!)),
+  );
+  assert.deepEqual(stored, ["row a", "failed", "row c"]);
+  assert.equal(taken, true);
+  assert.deepEqual(consumer.calls.map((c) => [c.raws, c.append]), [[["a", "b", "c"], false]]);
+  assert.deepEqual(consumer.acked, ["b"], "leased without a row: taken out, never published");
+  const batch = handoff.take(10)!;
+  assert.deepEqual(batch.leases.map((l) => l.raw), ["w", "a", "c"]);
+  assert.deepEqual([...batch.records.keys()], ["a", "c"]);
+});
+
+Deno.test("hand-off while storing: a failed store takes its leases out and fails; not ready or not taken, nothing is written", async () => {
+  const handoff = new CommandHandoff();
+  const consumer = fakeQueue();
+  handoff.attach(consumer.queue);
+  await assert.rejects(
+    handoff.storeWhileLeasing(["a"], () => Promise.reject(new Error("database down")), () => []),
+    /database down/,
+  );
+  assert.deepEqual(consumer.acked, ["a"]);
+  assert.equal(handoff.take(10), undefined);
+
+  const busy = new CommandHandoff();
+  const appending = fakeQueue({ appending: true });
+  busy.attach(appending.queue);
+  const notTaken = await busy.storeWhileLeasing(["b"], () => Promise.resolve("ok"), () => [row("b")]);
+  assert.deepEqual(notTaken, { stored: "ok", taken: false });
+  assert.equal(busy.take(10), undefined);
+
+  const detached = new CommandHandoff();
+  const notReady = await detached.storeWhileLeasing(["c"], () => Promise.resolve("ok"), () => [row("c")]);
+  assert.deepEqual(notReady, { stored: "ok", taken: false });
 });

@@ -8,6 +8,11 @@
  * Requests arriving together are stored and pushed together ({@link GroupCommit}): one multi-row
  * INSERT and one `RPUSH` for all of them, each request answered when its own command is stored and
  * queued. At 1,000 commands/s the two round trips per command were most of the intake's cost.
+ *
+ * When this process's downlink can take them ({@link CommandHandoff}), the elements go to it
+ * already leased instead of through the list; for ids made here (every row new) that happens
+ * while the INSERT runs, never appending to the list before the row is stored. The elements carry
+ * `"origin": "api"`: one whose row never got stored (a crash in between) is never published.
  */
 import { isDeepStrictEqual } from "node:util";
 import { getLogger } from "@logtape/logtape";
@@ -18,7 +23,17 @@ import { GroupCommit, type ItemResult } from "../lib/group_commit.ts";
 import type { Metrics } from "../metrics.ts";
 import type { ReliableQueue } from "../queue/reliable_queue.ts";
 import type { CommandHandoff } from "./command_handoff.ts";
-import { encodeCommandMessage, newMessageId } from "./outgoing_command.ts";
+import { encodeApiCommandElement, newMessageId } from "./outgoing_command.ts";
+
+/** The outgoing queue's element for a command the API stored. */
+function element(c: Pick<CommandRecord, "serialNo" | "command" | "payload" | "messageId">): string {
+  return encodeApiCommandElement({
+    target: c.serialNo,
+    command: c.command,
+    payload: c.payload,
+    message_id: c.messageId,
+  });
+}
 
 const log = getLogger(["gateway", "downlink"]);
 
@@ -96,9 +111,23 @@ export class CommandIntake {
     });
   }
 
-  /** One batch: its rows in one statement (or two), its elements in one push. */
+  /**
+   * One batch: its rows in one statement (or two), its elements in one push. With the downlink's
+   * hand-off ready and only ids made here (so every row is new), the elements are leased to the
+   * downlink while the rows are written: one round trip less before the publish.
+   */
   async #storeAndPush(batch: Asked[]): Promise<ItemResult<Accepted>[]> {
-    const stored = await this.#record(batch);
+    const handoff = this.#o.handoff;
+    let stored: ItemResult<Accepted>[];
+    let handedOver = false;
+    if (handoff?.ready && batch.every((a) => a.fresh)) {
+      const raws = batch.map((a) => element(a.command));
+      ({ stored, taken: handedOver } = await handoff.storeWhileLeasing(
+        raws,
+        () => this.#record(batch),
+        (results) => results.map((r) => r.ok && r.value.created ? r.value.command : undefined),
+      ));
+    } else stored = await this.#record(batch);
     const results: (ItemResult<Accepted> | undefined)[] = stored.map(() => undefined);
     const toPush: number[] = [];
     for (const [k, s] of stored.entries()) {
@@ -126,28 +155,21 @@ export class CommandIntake {
         }
       } else {
         this.#o.metrics?.commands.inc({ status: "queued" });
+        if (handedOver) {
+          results[k] = s;
+          continue;
+        }
       }
       toPush.push(k);
     }
     if (toPush.length > 0) {
       const accepted = toPush.map((k) => (stored[k] as { value: Accepted }).value);
       const commands = accepted.map((a) => a.command);
-      const raws = commands.map((command) =>
-        encodeCommandMessage({
-          target: command.serialNo,
-          command: command.command,
-          payload: command.payload,
-          message_id: command.messageId,
-        })
-      );
+      const raws = commands.map(element);
       try {
-        if (this.#o.handoff) {
+        if (handoff) {
           // Only rows made just now go along: an older one may have moved on since it was read.
-          await this.#o.handoff.push(
-            this.#o.queue,
-            raws,
-            accepted.map((a) => a.created ? a.command : undefined),
-          );
+          await handoff.push(this.#o.queue, raws, accepted.map((a) => a.created ? a.command : undefined));
         } else await this.#o.queue.push(...raws);
         for (const k of toPush) results[k] = stored[k];
       } catch (error) {

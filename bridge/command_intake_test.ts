@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { newCommandRecord } from "../db/command_record.ts";
 import type { NewCommand, Store } from "../db/store.ts";
 import { ConflictError, NotFoundError, UnavailableError } from "../errors.ts";
+import type { Lease, ReliableQueue } from "../queue/reliable_queue.ts";
+import { CommandHandoff } from "./command_handoff.ts";
 import { CommandIntake } from "./command_intake.ts";
 
 function fakeStore(machines: Set<string>) {
@@ -175,4 +177,44 @@ Deno.test("command intake: a batch skips the lookup of stored commands only when
   await intake.accept(generated);
   assert.deepEqual(s.batches.map((b) => b.length), [1, 2, 1]);
   assert.deepEqual(s.freshFlags, [true, false, true]);
+});
+
+Deno.test("command intake: with the downlink's hand-off ready, fresh commands are leased while stored, not pushed", async () => {
+  const { store } = fakeStore(new Set(["M-001"]));
+  const leased: { raws: readonly string[]; append?: boolean }[] = [];
+  const consumer = {
+    pushLeased: (raws: readonly string[], _fence?: unknown, o?: { append?: boolean }) => {
+      leased.push({ raws, append: o?.append });
+      return Promise.resolve(raws.map((raw): Lease => ({ raw, attempts: 0, ref: raw })));
+    },
+    ack: () => Promise.resolve(),
+  } as unknown as ReliableQueue;
+  const handoff = new CommandHandoff();
+  handoff.attach(consumer);
+  const pushed: string[] = [];
+  const intake = new CommandIntake({
+    store,
+    queue: { push: (...raws: string[]) => (pushed.push(...raws), Promise.resolve()) },
+    handoff,
+    defaultTtlSeconds: 60,
+  });
+  const { command, created } = await intake.accept({ serialNo: "M-001", command: "dispense", payload: {} });
+  assert.equal(created, true);
+  assert.deepEqual(pushed, [], "no plain push");
+  assert.equal(leased.length, 1);
+  assert.equal(leased[0]!.append, false, "never appended before its row is stored");
+  assert.deepEqual(JSON.parse(leased[0]!.raws[0]!), {
+    target: "M-001",
+    command: "dispense",
+    payload: {},
+    message_id: command.messageId,
+    origin: "api",
+  });
+  const batch = handoff.take(10)!;
+  assert.equal(batch.records.get(leased[0]!.raws[0]!)?.messageId, command.messageId);
+
+  // A client's own message_id may name a stored command: stored first, then handed over.
+  await intake.accept({ serialNo: "M-001", command: "dispense", payload: {}, messageId: "MSG_client_1" });
+  assert.equal(leased.length, 2);
+  assert.equal(leased[1]!.append, undefined, "the plain hand-off, after the row");
 });

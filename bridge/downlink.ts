@@ -179,6 +179,28 @@ export async function runDownlink(o: DownlinkOptions): Promise<void> {
         continue;
       }
       const { command: row, created } = rows.get(i)!;
+      if (created && item.command.origin === "api") {
+        // The API stores the row before or while it queues the element: without one, its request
+        // failed (the client was told so, or got no answer) and the command must not go out.
+        const failed = await persist(
+          `mark command ${row.messageId} failed`,
+          () =>
+            o.store.finishQueuedCommand(row.messageId, "failed", now(), {
+              error: "the API's request failed before the command was stored",
+            }),
+        );
+        if (!failed) {
+          plan[i] = "release";
+          continue;
+        }
+        log.warn("Command {messageId} for {serialNo} was queued by a request that failed; not sent", {
+          messageId: row.messageId,
+          serialNo: row.serialNo,
+        });
+        o.metrics?.commands.inc({ status: "failed" });
+        plan[i] = "done";
+        continue;
+      }
       if (created) o.metrics?.commands.inc({ status: "queued" });
       if (row.serialNo !== item.command.target) {
         plan[i] = await deadLetter(

@@ -17,7 +17,7 @@ import { SqliteQueue } from "../queue/sqlite_queue.ts";
 import { dropRedisKeys, SERVICES, waitFor } from "../tests/support.ts";
 import { CommandHandoff } from "./command_handoff.ts";
 import { runDownlink } from "./downlink.ts";
-import { encodeCommandMessage } from "./outgoing_command.ts";
+import { encodeApiCommandElement, encodeCommandMessage } from "./outgoing_command.ts";
 
 Deno.test("downlink: a pushed command without message_id is published once, under the id it was recorded with", async () => {
   const dir = await Deno.makeTempDir({ prefix: "gw_downlink_" });
@@ -215,6 +215,45 @@ Deno.test("downlink on Redis: the intake's hand-off is published without reading
     await queue.close();
     await dropRedisKeys(name);
     await redis.quit();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("downlink: the API's element without a row (its request failed) is marked failed, never published", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gw_downlink_" });
+  const store = new SqliteStore({ path: join(dir, "gateway.db") });
+  await store.migrate();
+  const db = SqliteQueue.openDatabase(join(dir, "queue.db"));
+  const queue = new SqliteQueue(db, "commands", { consumerId: "gw:downlink", pollMs: 10 });
+  const published: string[] = [];
+  const connection = {
+    publish: (_topic: string, body: string | Uint8Array) => {
+      published.push(JSON.parse(String(body)).message_id);
+      return Promise.resolve();
+    },
+    waitConnected: () => Promise.resolve(),
+  };
+  const stop = new AbortController();
+  let run: Promise<void> | undefined;
+  try {
+    await queue.push(
+      encodeApiCommandElement({ target: "M-001", command: "dispense", payload: {}, message_id: "MSG_lost" }),
+      encodeCommandMessage({ target: "M-001", command: "dispense", payload: {}, message_id: "MSG_laravel" }),
+    );
+    run = runDownlink({ queue, store, connection, defaultTtlSeconds: 60, signal: stop.signal, blockMs: 20 });
+    await waitFor(async () => (await store.getCommand("MSG_laravel"))?.status === "sent" || undefined, 5000);
+    assert.deepEqual(published, ["MSG_laravel"], "a producer's element without a row is recorded and sent");
+    const lost = await store.getCommand("MSG_lost");
+    assert.equal(lost?.status, "failed");
+    assert.match(String(lost?.detail?.error), /request failed/);
+    await waitFor(async () => (await queue.depth()).processing === 0 || undefined, 5000);
+    assert.deepEqual(await queue.depth(), { ready: 0, processing: 0, delayed: 0, dead: 0 });
+  } finally {
+    stop.abort();
+    await run;
+    await queue.close();
+    db.close();
     await store.close();
     await Deno.remove(dir, { recursive: true });
   }

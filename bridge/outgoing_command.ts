@@ -4,7 +4,9 @@
  * byte-compatible with seed 004 and a Laravel `MqttCommandService`:
  * `{"target": "M-001", "command": "dispense", "payload": {…}, "message_id": "MSG_…"}`, in that key
  * order. A producer may leave out `message_id` (the gateway then makes one) and may send PHP's
- * empty array `[]` as the payload (read as `{}`).
+ * empty array `[]` as the payload (read as `{}`). The gateway's own API adds `"origin": "api"`
+ * to the elements it pushes (an extension): its row is stored with it, so such an element with no
+ * row is a request that failed, and is never published.
  */
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
@@ -24,6 +26,7 @@ export const outgoingCommandSchema = z.looseObject({
   message_id: z.union([z.string(), z.number().int().transform(String)]).nullable().optional()
     .transform((v) => v === null || v === undefined || v === "" ? undefined : v)
     .refine((v) => v === undefined || MESSAGE_ID.test(v), "must be 1-64 of A-Z a-z 0-9 _ . : -"),
+  origin: z.string().optional(),
 });
 
 export type OutgoingCommand = z.output<typeof outgoingCommandSchema>;
@@ -42,6 +45,17 @@ export function encodeCommandMessage(m: CommandMessage): string {
     command: m.command,
     payload: m.payload,
     message_id: m.message_id,
+  });
+}
+
+/** The element the gateway's API pushes: the contract's keys, then `"origin": "api"`. */
+export function encodeApiCommandElement(m: CommandMessage): string {
+  return JSON.stringify({
+    target: m.target,
+    command: m.command,
+    payload: m.payload,
+    message_id: m.message_id,
+    origin: "api",
   });
 }
 

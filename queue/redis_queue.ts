@@ -59,14 +59,17 @@ local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {out, hashes, counts, nxt[2] or ''}`;
 
 // The hand-off. KEYS: main, processing, woken, fence key (or any key when ARGV[1] is ''). ARGV:
-// fence value or '', then the raws. Only when no job waits in the list and the fence holds: takes
-// what a blocking wait moved to the woken list (it came first), then the raws, into processing,
-// and returns them with their sha1s. Otherwise appends the raws like RPUSH and returns 0.
+// fence value or '', '1' to append when not taken (else nothing is written), then the raws. Only
+// when no job waits in the list and the fence holds: takes what a blocking wait moved to the woken
+// list (it came first), then the raws, into processing, and returns them with their sha1s.
+// Otherwise appends the raws like RPUSH (or not) and returns 0.
 const PUSH_LEASED = `
 local ok = redis.call('LLEN', KEYS[1]) == 0
 if ok and ARGV[1] ~= '' then ok = redis.call('GET', KEYS[4]) == ARGV[1] end
 if not ok then
-  for i = 2, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+  if ARGV[2] == '1' then
+    for i = 3, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+  end
   return 0
 end
 local out = {}
@@ -75,7 +78,7 @@ while true do
   if not v then break end
   out[#out + 1] = v
 end
-for i = 2, #ARGV do
+for i = 3, #ARGV do
   redis.call('LPUSH', KEYS[2], ARGV[i])
   out[#out + 1] = ARGV[i]
 end
@@ -196,10 +199,14 @@ export class RedisQueue implements ReliableQueue {
   /**
    * The hand-off: when no job waits in the list and `fence` holds, the raws go straight into this
    * consumer's processing list, after whatever a blocking wait had just moved, and come back as
-   * leases in that order; otherwise they are appended like `push` and the result is null. One
-   * round trip instead of a push, a wake-up and a take.
+   * leases in that order; otherwise they are appended like `push` (not at all with `append:
+   * false`) and the result is null. One round trip instead of a push, a wake-up and a take.
    */
-  async pushLeased(raws: readonly string[], fence?: QueueFence): Promise<Lease[] | null> {
+  async pushLeased(
+    raws: readonly string[],
+    fence?: QueueFence,
+    options: { append?: boolean } = {},
+  ): Promise<Lease[] | null> {
     if (raws.length === 0) return [];
     this.#handoffs++; // no take may sweep our processing list while this is on its way
     try {
@@ -212,6 +219,7 @@ export class RedisQueue implements ReliableQueue {
         this.#keys.woken,
         fence?.key ?? this.#keys.alive,
         fence?.value ?? "",
+        options.append === false ? "0" : "1",
         ...raws,
       ) as 0 | [string[], string[]];
       if (reply === 0) return null;

@@ -99,6 +99,15 @@ Deno.test("pushLeased: only while the fence holds", async () => {
   });
 });
 
+Deno.test("pushLeased with append: false writes nothing when it cannot hand over", async () => {
+  await withQueue(async (redis, queue, name) => {
+    await queue.push("a");
+    assert.equal(await queue.pushLeased(["b"], undefined, { append: false }), null);
+    assert.deepEqual(await redis.lrange(name, 0, -1), ["a"]);
+    assert.deepEqual(await queue.depth(), { ready: 1, processing: 0, delayed: 0, dead: 0 });
+  });
+});
+
 Deno.test("interrupt ends a waiting lease; what its wait moves later comes first, before a hand-off", async () => {
   await withQueue(async (redis, queue, name) => {
     const waiting = queue.lease(10, 60_000);

@@ -61,9 +61,14 @@ export interface ReliableQueue {
   /**
    * Optional hand-off: when no job waits in the queue (and `fence` holds), stores `raws` already
    * leased to this consumer and returns their leases, in order, after any job the consumer's own
-   * waiting lease had just taken; otherwise appends them like `push` and returns null.
+   * waiting lease had just taken; otherwise appends them like `push` (with `append: false`,
+   * writes nothing) and returns null.
    */
-  pushLeased?(raws: readonly string[], fence?: QueueFence): Promise<Lease[] | null>;
+  pushLeased?(
+    raws: readonly string[],
+    fence?: QueueFence,
+    options?: { append?: boolean },
+  ): Promise<Lease[] | null>;
   /** Optional: makes a waiting `lease` of this consumer return at once. */
   interrupt?(): void;
   /** Puts back the jobs of dead consumers (and this consumer's own, from an earlier run). */

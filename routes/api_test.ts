@@ -65,7 +65,7 @@ function build(maxBodyBytes = 1024) {
   return { app, call, pushed, machines };
 }
 
-Deno.test("POST a command: 202, stored queued, the contract element pushed", async () => {
+Deno.test("POST a command: 202, stored queued, the contract element (+ origin) pushed", async () => {
   const { call, pushed } = build();
   const res = await call("POST", "/api/v1/machines/M-001/commands", {
     command: "dispense",
@@ -76,12 +76,14 @@ Deno.test("POST a command: 202, stored queued, the contract element pushed", asy
   const body = await res.json();
   assert.equal(body.message_id, "MSG_unit_1");
   assert.equal(body.status, "queued");
+  // The contract's keys in its order, then the extension that marks the API's own elements.
   assert.deepEqual(pushed, [
     JSON.stringify({
       target: "M-001",
       command: "dispense",
       payload: { slot_no: 5 },
       message_id: "MSG_unit_1",
+      origin: "api",
     }),
   ]);
   const again = await call("POST", "/api/v1/machines/M-001/commands", {
