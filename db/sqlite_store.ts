@@ -17,6 +17,7 @@ import { type MigrationMeta, readMigrationFiles } from "drizzle-orm/migrator";
 import { drizzle, type SqliteRemoteDatabase } from "drizzle-orm/sqlite-proxy";
 import { embeddedMigrations } from "./embedded_migrations.ts";
 import { toSummary } from "./machine_summary.ts";
+import { rowChunks as chunks } from "./row_chunks.ts";
 import * as schema from "./schema_sqlite.ts";
 import { machineLogs, machines, machineSlots, transactions } from "./schema_sqlite.ts";
 import { SqliteCommands } from "./sqlite_commands.ts";
@@ -36,8 +37,6 @@ import {
   type TransactionRecord,
 } from "./store.ts";
 
-/** Rows per INSERT: SQLite allows 32 766 bound values per statement. */
-const CHUNK = 500;
 const MIGRATIONS_TABLE = "__drizzle_migrations";
 const STATEMENT_CACHE = 256;
 
@@ -51,12 +50,6 @@ export interface SqliteStoreOptions {
   /** Defaults to the committed migrations embedded in the program (db/migrations/embedded.ts). */
   migrations?: readonly MigrationMeta[];
   busyTimeoutMs?: number;
-}
-
-function chunks<T>(items: readonly T[], size = CHUNK): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
 }
 
 /** What node:sqlite can bind: Drizzle already turned dates, JSON and booleans into these. */
