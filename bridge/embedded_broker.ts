@@ -22,15 +22,22 @@
  *   "server unavailable" (code 3) and retry. The gateway admits machines once its subscriptions
  *   are in place, so nothing a machine publishes at start-up falls on no subscriber.
  *
+ * Machines' publishes wait in the broker's memory until they reach the gateway: at most about
+ * `maxInflight` (default 1000) at a time. From there on, machines' connections are not read
+ * ({@link PublishGate}) until the gateway has taken half of them; the machines' messages wait in
+ * the socket buffers and their own in-flight windows meanwhile. The gateway's connection is never
+ * held back.
+ *
  * Sessions and in-flight QoS 1 messages live in memory: a message a machine had acknowledged by the
  * broker but the gateway had not yet stored in the queue is lost if the process dies in those
  * milliseconds. An external broker with persistence (EMQX) does not have this window.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import { createServer, type Server } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { getLogger } from "@logtape/logtape";
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from "aedes";
 import type { BrokerAuth, MqttAction } from "../auth/broker_auth.ts";
+import { PublishGate } from "./publish_gate.ts";
 import { parseUplinkTopic } from "./uplink.ts";
 
 const log = getLogger(["gateway", "broker"]);
@@ -53,7 +60,20 @@ export interface EmbeddedBrokerOptions {
   reservedClientIds?: readonly string[];
   /** False admits every authenticated client at once (tests); default true: wait for `admit()`. */
   gated?: boolean;
+  /**
+   * Machines' publishes held in the broker (read, not yet handed to every subscriber) at which
+   * machines' connections stop being read until half of them are through; default 1000, 0: no limit.
+   */
+  maxInflight?: number;
 }
+
+/** The aedes internals the publish gate hooks into (aedes 1.2: `lib/client.js`). */
+interface ReadingClient {
+  /** Reads the connection's next packets once every packet read so far is handled. */
+  _nextBatch?: (error?: Error) => void;
+}
+
+const DEFAULT_MAX_INFLIGHT = 1000;
 
 interface Identity {
   username: string;
@@ -69,6 +89,11 @@ export interface EmbeddedBrokerStatus {
   clients: number;
   refused: number;
   dropped: number;
+  /** Machines' publishes in the broker now, and the most at once since the start. */
+  inflight: number;
+  inflight_peak: number;
+  /** Reads of machines' connections postponed because `inflight` had reached the limit. */
+  reads_postponed: number;
 }
 
 function refusal(returnCode: 2 | 3 | 4 | 5, message: string): AuthenticateError {
@@ -95,6 +120,7 @@ export class EmbeddedBroker {
   readonly #reserved: Set<string>;
   /** Denied publishes: acknowledged by aedes, then dropped before delivery. */
   readonly #deny = new WeakSet<object>();
+  readonly #gate?: PublishGate;
   #admitting: boolean;
   #refused = 0;
   #dropped = 0;
@@ -127,6 +153,8 @@ export class EmbeddedBroker {
     this.#broker = broker;
     this.#admitting = options.gated === false;
     this.#reserved = new Set(options.reservedClientIds ?? []);
+    const maxInflight = options.maxInflight ?? DEFAULT_MAX_INFLIGHT;
+    if (maxInflight > 0) this.#gate = new PublishGate({ high: maxInflight });
     broker.authenticate = (client, username, password, done) => {
       this.#authenticate(client, username, password).then(
         (identity) => {
@@ -145,6 +173,8 @@ export class EmbeddedBroker {
       );
     };
     broker.authorizePublish = (client, packet, done) => {
+      // Called as the packet is read: it counts from here until routed to every subscriber.
+      if (client) this.#gate?.enter(packet, client);
       this.#mayUse(client, "publish", packet.topic).then((allowed) => {
         if (!allowed) {
           this.#deny.add(packet);
@@ -178,9 +208,22 @@ export class EmbeddedBroker {
     const guarded: Route = (packet, client, done) => {
       if (this.#deny.has(packet)) {
         this.#deny.delete(packet);
+        this.#gate?.leave(packet);
         return (typeof client === "function" ? client : done)?.();
       }
-      route(packet, client, done);
+      const gate = this.#gate;
+      if (!gate) return route(packet, client, done);
+      if (typeof client === "function") {
+        const finish = client;
+        return route(packet, (error) => {
+          gate.leave(packet);
+          finish(error);
+        });
+      }
+      route(packet, client, (error) => {
+        gate.leave(packet);
+        done?.(error);
+      });
     };
     (broker as unknown as { publish: Route }).publish = guarded;
     broker.on("clientError", (client, error) => {
@@ -189,7 +232,7 @@ export class EmbeddedBroker {
     broker.on("connectionError", (client, error) => {
       log.debug("MQTT connection {clientId}: {message}", { clientId: client.id, message: error.message });
     });
-    this.#server = createServer(broker.handle);
+    this.#server = createServer((conn) => this.#accept(conn));
   }
 
   /** The port it listens on (the one picked when started with port 0). */
@@ -224,6 +267,9 @@ export class EmbeddedBroker {
       clients: this.#broker.connectedClients ?? 0,
       refused: this.#refused,
       dropped: this.#dropped,
+      inflight: this.#gate?.size ?? 0,
+      inflight_peak: this.#gate?.peak ?? 0,
+      reads_postponed: this.#gate?.deferrals ?? 0,
     };
   }
 
@@ -238,6 +284,31 @@ export class EmbeddedBroker {
       await serverClosed;
     })();
     return this.#closing;
+  }
+
+  /**
+   * Hands a connection to aedes, and puts the machine's reads behind the publish gate: aedes reads
+   * a connection's next packets through `_nextBatch`, on 'readable' and when the packets read
+   * before are handled. Until it has authenticated, and for superusers (the gateway), it reads as
+   * aedes wants.
+   */
+  #accept(conn: Socket): void {
+    const client = this.#broker.handle(conn) as unknown as Client & ReadingClient;
+    const gate = this.#gate;
+    const original = client._nextBatch;
+    if (!gate || typeof original !== "function" || !conn.listeners("readable").includes(original)) {
+      if (gate) log.warn("This aedes reads differently: machines' reads are not held back");
+      return;
+    }
+    const next = (error?: Error) => {
+      const who = this.#identities.get(client);
+      if (error || !who || who.superuser) return original(error);
+      gate.read(client, () => original());
+    };
+    conn.removeListener("readable", original);
+    conn.on("readable", next);
+    client._nextBatch = next;
+    conn.once("close", () => gate.forget(client));
   }
 
   #listen(): Promise<void> {

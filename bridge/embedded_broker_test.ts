@@ -305,3 +305,103 @@ Deno.test("MQTT 3.1.1: the gateway's PUBACK waits for its ack handler, so an uns
     await broker.close();
   }
 });
+
+/** MQTT 3.1.1 bytes: a packet type byte, the remaining length, the rest. */
+function mqttPacket(first: number, body: number[]): Uint8Array {
+  const length: number[] = [];
+  let n = body.length;
+  do {
+    let byte = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) byte |= 128;
+    length.push(byte);
+  } while (n > 0);
+  return new Uint8Array([first, ...length, ...body]);
+}
+
+function mqttString(s: string): number[] {
+  const bytes = [...new TextEncoder().encode(s)];
+  return [bytes.length >> 8, bytes.length & 255, ...bytes];
+}
+
+/**
+ * A subscriber on a raw socket (QoS 0, so nothing to acknowledge) that can stop reading, like a
+ * gateway that cannot keep up; counts the PUBLISH packets it has read.
+ */
+async function rawSubscriber(broker: EmbeddedBroker, filter: string) {
+  const { connect: tcpConnect } = await import("node:net");
+  const socket = tcpConnect(broker.port, "127.0.0.1");
+  let pending = new Uint8Array(0);
+  const state = { publishes: 0, subacked: false };
+  socket.on("data", (chunk: Uint8Array) => {
+    const all = new Uint8Array(pending.length + chunk.length);
+    all.set(pending);
+    all.set(chunk, pending.length);
+    let at = 0;
+    for (;;) {
+      let length = 0, multiplier = 1, i = at + 1;
+      for (; i < all.length; i++) {
+        length += (all[i]! & 127) * multiplier;
+        multiplier *= 128;
+        if ((all[i]! & 128) === 0) break;
+      }
+      if (i >= all.length || i + 1 + length > all.length) break;
+      const type = all[at]! >> 4;
+      if (type === 3) state.publishes++;
+      if (type === 9) state.subacked = true;
+      at = i + 1 + length;
+    }
+    pending = all.slice(at);
+  });
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("error", reject);
+  });
+  // CONNECT (clean session, user name and password: the superuser), then SUBSCRIBE QoS 0.
+  socket.write(mqttPacket(0x10, [
+    ...mqttString("MQTT"),
+    4,
+    0b11000010,
+    0,
+    30,
+    ...mqttString("raw-gw"),
+    ...mqttString("gw"),
+    ...mqttString("secret"),
+  ]));
+  socket.write(mqttPacket(0x82, [0, 1, ...mqttString(filter), 0]));
+  await until(() => state.subacked, "SUBACK");
+  return { socket, state };
+}
+
+Deno.test("embedded broker: machines' publishes held in the broker stay near maxInflight while the subscriber lags", async () => {
+  const broker = await startBroker({ maxInflight: 50, allowAnonymous: true });
+  const sub = await rawSubscriber(broker, "machine/+/heartbeat");
+  // Anonymous demo machines: each may publish as the machine its topic names.
+  const machines = await Promise.all(
+    Array.from({ length: 40 }, (_, k) => connect(broker, { clientId: `A-${k}` })),
+  );
+  try {
+    sub.socket.pause();
+    const payload = "x".repeat(4096);
+    const each = 150;
+    const total = machines.length * each;
+    // Every publish at once: a read of a machine's connection brings many, as from 2,000 machines.
+    const sent = machines.flatMap((m, k) =>
+      Array.from({ length: each }, () => m.publishAsync(`machine/A-${k}/heartbeat`, payload, { qos: 1 }))
+    );
+    await until(() => broker.status().reads_postponed > 0, "the gate to hold machines' reads back", 20_000);
+    assert.ok(sub.state.publishes < total, "the subscriber has not read everything yet");
+    sub.socket.resume();
+    await until(() => sub.state.publishes === total, "every message", 30_000);
+    await Promise.all(sent);
+    const after = broker.status();
+    assert.equal(after.inflight, 0);
+    // One read can bring more than the limit: its packets are parsed together. Without the gate,
+    // every machine's reads were in the broker at once (hundreds).
+    assert.ok(after.inflight_peak < 200, `${after.inflight_peak} publishes held at once (limit 50)`);
+  } finally {
+    sub.socket.destroy();
+    await Promise.all(machines.map((m) => m.endAsync()));
+    await broker.close();
+  }
+});
