@@ -19,6 +19,42 @@ import { CommandHandoff } from "./command_handoff.ts";
 import { runDownlink } from "./downlink.ts";
 import { encodeApiCommandElement, encodeCommandMessage } from "./outgoing_command.ts";
 
+/** A temporary directory with the embedded store and a queue database, removed by `close`. */
+async function embedded() {
+  const dir = await Deno.makeTempDir({ prefix: "gw_downlink_" });
+  const store = new SqliteStore({ path: join(dir, "gateway.db") });
+  await store.migrate();
+  const db = SqliteQueue.openDatabase(join(dir, "queue.db"));
+  const queues: SqliteQueue[] = [];
+  return {
+    store,
+    queue: () => {
+      const q = new SqliteQueue(db, "commands", { consumerId: "gw:downlink", pollMs: 10 });
+      queues.push(q);
+      return q;
+    },
+    close: async () => {
+      await Promise.all(queues.map((q) => q.close()));
+      db.close();
+      await store.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/** A broker connection that takes every publish at once, recording the message ids. */
+function recordingConnection() {
+  const published: string[] = [];
+  const connection = {
+    publish: (_topic: string, body: string | Uint8Array) => {
+      published.push(JSON.parse(String(body)).message_id);
+      return Promise.resolve();
+    },
+    waitConnected: () => Promise.resolve(),
+  };
+  return { connection, published };
+}
+
 Deno.test("downlink: a pushed command without message_id is published once, under the id it was recorded with", async () => {
   const dir = await Deno.makeTempDir({ prefix: "gw_downlink_" });
   const store = new SqliteStore({ path: join(dir, "gateway.db") });
@@ -99,11 +135,9 @@ Deno.test("downlink: a pushed command without message_id is published once, unde
 });
 
 Deno.test("downlink: a machine's next command waits for its PUBACK; other machines' commands do not", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "gw_downlink_" });
-  const store = new SqliteStore({ path: join(dir, "gateway.db") });
-  await store.migrate();
-  const db = SqliteQueue.openDatabase(join(dir, "queue.db"));
-  const queue = new SqliteQueue(db, "commands", { consumerId: "gw:downlink", pollMs: 10 });
+  const env = await embedded();
+  const { store } = env;
+  const queue = env.queue();
   const stop = new AbortController();
   const published: string[] = [];
   const pubacks = new Map<string, () => void>();
@@ -138,17 +172,13 @@ Deno.test("downlink: a machine's next command waits for its PUBACK; other machin
     stop.abort();
     for (const puback of pubacks.values()) puback();
     await run;
-    await queue.close();
-    db.close();
-    await store.close();
-    await Deno.remove(dir, { recursive: true });
+    await env.close();
   }
 });
 
 Deno.test("downlink on Redis: the intake's hand-off is published without reading its row back, and acked", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "gw_downlink_" });
-  const store = new SqliteStore({ path: join(dir, "gateway.db") });
-  await store.migrate();
+  const env = await embedded();
+  const { store } = env;
   const name = `test_handoff_${crypto.randomUUID().slice(0, 8)}`;
   const redis = new Redis(SERVICES.redis, { maxRetriesPerRequest: 1 });
   const queue = new RedisQueue(redis, name, { consumerId: "gw:downlink" });
@@ -158,14 +188,7 @@ Deno.test("downlink on Redis: the intake's hand-off is published without reading
   store.createCommands = (
     cs: readonly NewCommand[],
   ) => (reads.push(cs.map((c) => c.messageId)), createCommands(cs));
-  const published: string[] = [];
-  const connection = {
-    publish: (_topic: string, body: string | Uint8Array) => {
-      published.push(JSON.parse(String(body)).message_id);
-      return Promise.resolve();
-    },
-    waitConnected: () => Promise.resolve(),
-  };
+  const { connection, published } = recordingConnection();
   const stop = new AbortController();
   let run: Promise<void> | undefined;
   try {
@@ -215,25 +238,15 @@ Deno.test("downlink on Redis: the intake's hand-off is published without reading
     await queue.close();
     await dropRedisKeys(name);
     await redis.quit();
-    await store.close();
-    await Deno.remove(dir, { recursive: true });
+    await env.close();
   }
 });
 
 Deno.test("downlink: the API's element without a row (its request failed) is marked failed, never published", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "gw_downlink_" });
-  const store = new SqliteStore({ path: join(dir, "gateway.db") });
-  await store.migrate();
-  const db = SqliteQueue.openDatabase(join(dir, "queue.db"));
-  const queue = new SqliteQueue(db, "commands", { consumerId: "gw:downlink", pollMs: 10 });
-  const published: string[] = [];
-  const connection = {
-    publish: (_topic: string, body: string | Uint8Array) => {
-      published.push(JSON.parse(String(body)).message_id);
-      return Promise.resolve();
-    },
-    waitConnected: () => Promise.resolve(),
-  };
+  const env = await embedded();
+  const { store } = env;
+  const queue = env.queue();
+  const { connection, published } = recordingConnection();
   const stop = new AbortController();
   let run: Promise<void> | undefined;
   try {
@@ -252,9 +265,6 @@ Deno.test("downlink: the API's element without a row (its request failed) is mar
   } finally {
     stop.abort();
     await run;
-    await queue.close();
-    db.close();
-    await store.close();
-    await Deno.remove(dir, { recursive: true });
+    await env.close();
   }
 });

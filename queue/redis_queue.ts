@@ -23,6 +23,15 @@ import type {
 
 const ALIVE_TTL_MS = 30_000;
 
+/** Lua: `out` = what a blocking wait moved to the woken list (KEYS[woken]), oldest first, now in processing. */
+const takeWoken = (woken: number, processing: number) =>
+  `local out = {}
+while true do
+  local v = redis.call('LMOVE', KEYS[${woken}], KEYS[${processing}], 'RIGHT', 'LEFT')
+  if not v then break end
+  out[#out + 1] = v
+end`;
+
 // One round trip per lease while there is work. KEYS: delayed, main, processing, attempts, woken.
 // ARGV: now, promote limit, sweep, max. With sweep = '1' the consumer holds no lease, so whatever
 // is in its processing list is stranded and goes back to the head first. Promotes the retries that
@@ -38,12 +47,7 @@ for _, m in ipairs(due) do
   local at = string.find(m, ':', 1, true)
   redis.call('RPUSH', KEYS[2], string.sub(m, at + 1))
 end
-local out = {}
-while true do
-  local v = redis.call('LMOVE', KEYS[5], KEYS[3], 'RIGHT', 'LEFT')
-  if not v then break end
-  out[#out + 1] = v
-end
+${takeWoken(5, 3)}
 local max = tonumber(ARGV[4])
 while #out < max do
   local v = redis.call('LMOVE', KEYS[2], KEYS[3], 'LEFT', 'LEFT')
@@ -72,12 +76,7 @@ if not ok then
   end
   return 0
 end
-local out = {}
-while true do
-  local v = redis.call('LMOVE', KEYS[3], KEYS[2], 'RIGHT', 'LEFT')
-  if not v then break end
-  out[#out + 1] = v
-end
+${takeWoken(3, 2)}
 for i = 3, #ARGV do
   redis.call('LPUSH', KEYS[2], ARGV[i])
   out[#out + 1] = ARGV[i]
