@@ -7,7 +7,18 @@ import { createHash, timingSafeEqual } from "node:crypto";
 
 /** True when `a` and `b` are the same string; the time taken does not depend on where they differ. */
 export function constantTimeEqual(a: string, b: string): boolean {
-  const ha = createHash("sha256").update(a, "utf8").digest();
-  const hb = createHash("sha256").update(b, "utf8").digest();
-  return timingSafeEqual(ha, hb) && a.length === b.length;
+  return constantTimeMatcher(b)(a);
+}
+
+/**
+ * `constantTimeEqual(candidate, secret)` with the secret's hash made once: for a check that runs
+ * on every request (the API's bearer token), one hash per call instead of two.
+ */
+export function constantTimeMatcher(secret: string): (candidate: string) => boolean {
+  const hs = sha256(secret);
+  return (candidate) => timingSafeEqual(sha256(candidate), hs) && candidate.length === secret.length;
+}
+
+function sha256(s: string): Buffer {
+  return createHash("sha256").update(s, "utf8").digest();
 }

@@ -5,14 +5,15 @@
  */
 import type { MiddlewareHandler } from "hono";
 import { UnauthorizedError } from "../errors.ts";
-import { constantTimeEqual } from "../lib/constant_time_equal.ts";
+import { constantTimeMatcher } from "../lib/constant_time_equal.ts";
 
 export function bearerAuth(token: string): MiddlewareHandler {
   if (!token) throw new Error("bearerAuth needs a non-empty token");
+  const matches = constantTimeMatcher(token);
   return async (c, next) => {
     const header = c.req.header("authorization") ?? "";
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!match || !constantTimeEqual(match[1]!, token)) {
+    if (!match || !matches(match[1]!)) {
       c.header("WWW-Authenticate", 'Bearer realm="api"');
       throw new UnauthorizedError(
         match ? "Wrong bearer token" : "Missing bearer token: send Authorization: Bearer <API_TOKEN>",
