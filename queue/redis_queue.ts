@@ -160,10 +160,15 @@ export class RedisQueue implements ReliableQueue {
       this.#interrupt = () => resolve("interrupted")
     );
     try {
+      // A blocking wait still pending (an interrupted lease's) means the list has been empty since
+      // it began: anything pushed meanwhile ends it. Wait on it at once, without a take first
+      // (the downlink's fast lane interrupts its lease hundreds of times a second).
+      let take = !this.#waiting || Date.now() >= this.#nextDue;
       while (true) {
         if (signal?.aborted || this.#closed) return [];
         await this.#heartbeat();
-        const leases = await this.#take(max);
+        const leases = take ? await this.#take(max) : [];
+        take = true;
         if (leases.length > 0) return leases;
         const wait = Math.min(deadline, this.#nextDue) - Date.now();
         if (wait <= 0) return [];
