@@ -156,7 +156,7 @@ Deno.test("launch.ts --dry-run and --compile: the same flags and heap limits, th
   };
   const flags = [
     ...permissionFlags(loadConfig(env)),
-    "--v8-flags=--max-old-space-size=128,--max-semi-space-size=4", // GATEWAY_HEAP_MB's default
+    "--v8-flags=--max-old-space-size=128,--max-semi-space-size=6,--heap-growing-percent=150", // GATEWAY_HEAP_MB's default
   ];
   assert.equal(await run("--print-flags"), flags.join("\n"));
   assert.equal(await run("--dry-run", "main.ts"), ["deno", "run", ...flags, "main.ts"].join(" "));
