@@ -5,7 +5,7 @@
  * transition is one conditional UPDATE: two gateways (or a PUBACK racing a machine's ack) can
  * never move a command backwards.
  */
-import { and, desc, eq, inArray, lte } from "drizzle-orm";
+import { desc, eq } from "drizzle-orm";
 import type { MySql2Database } from "drizzle-orm/mysql2";
 import type mysql from "mysql2/promise";
 import type * as schema from "./schema.ts";
@@ -212,14 +212,30 @@ export class MysqlCommands {
     return result.affectedRows > 0;
   }
 
+  /**
+   * Finds the commands due first with a plain (consistent, lock-free) read, then updates those rows
+   * by their unique key, checking the condition again. One UPDATE over the status index every
+   * second locked its way through the index while the acks locked rows in the other order
+   * (deadlocks at 1,000 commands/s), and when nothing is due, the usual case, it is one read now.
+   */
   async expireCommands(at: Date): Promise<number> {
-    const result = await this.db.update(machineCommands)
-      .set({ status: "expired", updatedAt: at })
-      .where(and(
-        inArray(machineCommands.status, ["queued", "sent", "delivered"]),
-        lte(machineCommands.expiresAt, at),
-      ));
-    return affected(result);
+    const BATCH = 1000;
+    let expired = 0;
+    for (;;) {
+      const [due] = await this.pool.query<mysql.RowDataPacket[]>(
+        `SELECT message_id FROM machine_commands
+         WHERE status IN ('queued', 'sent', 'delivered') AND expires_at <= ? LIMIT ${BATCH}`,
+        [at],
+      );
+      if (due.length === 0) return expired;
+      const [result] = await this.pool.query<mysql.ResultSetHeader>(
+        `UPDATE machine_commands SET status = 'expired', updated_at = ?
+         WHERE message_id IN (?) AND status IN ('queued', 'sent', 'delivered') AND expires_at <= ?`,
+        [at, due.map((r) => r.message_id as string), at],
+      );
+      expired += result.affectedRows;
+      if (due.length < BATCH) return expired;
+    }
   }
 
   /**

@@ -349,6 +349,33 @@ const cases: Record<string, Case> = {
     assert.equal(await store.getCommand("MSG_NONE"), null);
   },
 
+  "commands: expiry ends every due command, however many, and leaves the rest": async (store) => {
+    const serial = uniqueId("M-");
+    const command = (messageId: string, expiresAt: Date) => ({
+      messageId,
+      serialNo: serial,
+      command: "dispense",
+      payload: {},
+      source: "queue" as const,
+      createdAt: at("2026-04-14T01:00:00Z"),
+      expiresAt,
+    });
+    // More than one round of the MySQL store's expiry (1,000 rows each).
+    const due = Array.from(
+      { length: 2_345 },
+      (_, i) => command(`${serial}_D${i}`, at("2026-04-14T01:01:00Z")),
+    );
+    await store.createCommands(due, { fresh: true });
+    await store.createCommand(command(`${serial}_later`, at("2026-04-14T02:00:00Z")));
+    await store.markCommandsSent(due.slice(0, 10).map((c) => c.messageId), at("2026-04-14T01:00:10Z"));
+    assert.equal(await store.expireCommands(at("2026-04-14T01:01:00Z")), due.length);
+    assert.equal(await store.expireCommands(at("2026-04-14T01:01:00Z")), 0, "nothing due twice");
+    for (const c of [due[0]!, due[1_500]!, due.at(-1)!]) {
+      assert.equal((await store.getCommand(c.messageId))?.status, "expired");
+    }
+    assert.equal((await store.getCommand(`${serial}_later`))?.status, "queued");
+  },
+
   "commands: batch create keeps input order, reads stored ones, creates the rest once": async (store) => {
     const serial = uniqueId("M-");
     const created = at("2026-04-14T01:00:00Z");
