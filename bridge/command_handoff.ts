@@ -136,18 +136,18 @@ export class CommandHandoff {
         stored = await store();
       } catch (error) {
         const leases = await leasing;
-        if (leases) await this.#drop(to.consumer, leases, new Set(raws), new Map());
+        if (leases) await this.#deliverStored(to.consumer, leases, new Set(raws), new Map());
         throw error;
       }
       const leases = await leasing;
       if (leases === null) return { stored, taken: false };
-      await this.#drop(to.consumer, leases, new Set(raws), byRaw(raws, rowsOf(stored)));
+      await this.#deliverStored(to.consumer, leases, new Set(raws), byRaw(raws, rowsOf(stored)));
       return { stored, taken: true };
     })());
   }
 
   /** Delivers `leases` but those of `mine` without a row, which are acked (taken out) instead. */
-  async #drop(
+  async #deliverStored(
     consumer: Consumer,
     leases: Lease[],
     mine: Set<string>,
@@ -162,9 +162,9 @@ export class CommandHandoff {
 
   /** What was handed over, oldest first, in whole hand-offs of about `max` leases at most; or undefined. */
   take(max: number): HandoffBatch | undefined {
-    const first = this.#batches.shift();
-    if (!first) return undefined;
-    const batch = { leases: [...first.leases], records: new Map(first.records) };
+    // The batches are this object's own (made in #deliver): the first takes in the ones that fit.
+    const batch = this.#batches.shift();
+    if (!batch) return undefined;
     while (this.#batches.length > 0 && batch.leases.length + this.#batches[0]!.leases.length <= max) {
       const more = this.#batches.shift()!;
       batch.leases.push(...more.leases);

@@ -23,16 +23,11 @@ import { GroupCommit, type ItemResult } from "../lib/group_commit.ts";
 import type { Metrics } from "../metrics.ts";
 import type { ReliableQueue } from "../queue/reliable_queue.ts";
 import type { CommandHandoff } from "./command_handoff.ts";
-import { encodeApiCommandElement, newMessageId } from "./outgoing_command.ts";
+import { commandMessageOf, encodeCommandMessage, newMessageId } from "./outgoing_command.ts";
 
 /** The outgoing queue's element for a command the API stored. */
-function element(c: Pick<CommandRecord, "serialNo" | "command" | "payload" | "messageId">): string {
-  return encodeApiCommandElement({
-    target: c.serialNo,
-    command: c.command,
-    payload: c.payload,
-    message_id: c.messageId,
-  });
+function element(c: Parameters<typeof commandMessageOf>[0]): string {
+  return encodeCommandMessage({ ...commandMessageOf(c), origin: "api" });
 }
 
 const log = getLogger(["gateway", "downlink"]);

@@ -29,6 +29,7 @@ import type { CommandHandoff } from "./command_handoff.ts";
 import type { DownlinkLock } from "./downlink_lock.ts";
 import type { MqttConnection } from "./mqtt_connection.ts";
 import {
+  commandMessageOf,
   commandTopic,
   encodeCommandMessage,
   newMessageId,
@@ -228,12 +229,7 @@ export async function runDownlink(o: DownlinkOptions): Promise<void> {
 
   /** Publishes one stored command; retries until the broker takes it, it expires, or we stop. */
   const publish = async (row: CommandRecord): Promise<Outcome> => {
-    const body = encodeCommandMessage({
-      target: row.serialNo,
-      command: row.command,
-      payload: row.payload,
-      message_id: row.messageId,
-    });
+    const body = encodeCommandMessage(commandMessageOf(row));
     for (let attempt = 1;; attempt++) {
       if (row.expiresAt.getTime() <= now().getTime()) {
         await expire(row);
@@ -377,13 +373,7 @@ export async function runDownlink(o: DownlinkOptions): Promise<void> {
       return handed.leases.map((lease) => {
         const row = handed.records.get(lease.raw);
         if (!row) return parse(lease);
-        const command = {
-          target: row.serialNo,
-          command: row.command,
-          payload: row.payload,
-          message_id: row.messageId,
-        };
-        return { lease, command, row };
+        return { lease, command: { ...commandMessageOf(row), origin: "api" }, row };
       });
     }
     return (await o.queue.lease(o.batchSize ?? 100, o.blockMs ?? 1000, o.signal)).map(parse);

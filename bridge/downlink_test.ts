@@ -13,11 +13,12 @@ import { newCommandRecord } from "../db/command_record.ts";
 import { SqliteStore } from "../db/sqlite_store.ts";
 import type { NewCommand } from "../db/store.ts";
 import { RedisQueue } from "../queue/redis_queue.ts";
+import type { ReliableQueue } from "../queue/reliable_queue.ts";
 import { SqliteQueue } from "../queue/sqlite_queue.ts";
 import { dropRedisKeys, SERVICES, waitFor } from "../tests/support.ts";
 import { CommandHandoff } from "./command_handoff.ts";
 import { runDownlink } from "./downlink.ts";
-import { encodeApiCommandElement, encodeCommandMessage } from "./outgoing_command.ts";
+import { commandMessageOf, encodeCommandMessage } from "./outgoing_command.ts";
 
 /** A temporary directory with the embedded store and a queue database, removed by `close`. */
 async function embedded() {
@@ -40,6 +41,12 @@ async function embedded() {
       await Deno.remove(dir, { recursive: true });
     },
   };
+}
+
+/** Every lease acked once the downlink's bookkeeping is done: nothing left in any state. */
+async function assertDrained(queue: Pick<ReliableQueue, "depth">): Promise<void> {
+  await waitFor(async () => (await queue.depth()).processing === 0 || undefined, 5000);
+  assert.deepEqual(await queue.depth(), { ready: 0, processing: 0, delayed: 0, dead: 0 });
 }
 
 /** A broker connection that takes every publish at once, recording the message ids. */
@@ -167,7 +174,7 @@ Deno.test("downlink: a machine's next command waits for its PUBACK; other machin
     pubacks.get("A2")!();
     await waitFor(async () => (await store.getCommand("A2"))?.status === "sent" || undefined, 5000);
     for (const id of ["A1", "B1"]) assert.equal((await store.getCommand(id))?.status, "sent");
-    await waitFor(async () => (await queue.depth()).processing === 0 || undefined, 5000);
+    await assertDrained(queue);
   } finally {
     stop.abort();
     for (const puback of pubacks.values()) puback();
@@ -216,12 +223,7 @@ Deno.test("downlink on Redis: the intake's hand-off is published without reading
     await waitFor(() => handoff.attached || undefined, 5000);
     const plain: string[] = [];
     const fallback = { push: (...raws: string[]) => (plain.push(...raws), Promise.resolve()) };
-    const raw = encodeCommandMessage({
-      target: row!.serialNo,
-      command: row!.command,
-      payload: row!.payload,
-      message_id: row!.messageId,
-    });
+    const raw = encodeCommandMessage({ ...commandMessageOf(row!), origin: "api" });
     await handoff.push(fallback, [raw], [newCommandRecord(fresh)]);
     assert.deepEqual(plain, [], "the downlink had attached: no plain push");
     await waitFor(
@@ -230,8 +232,7 @@ Deno.test("downlink on Redis: the intake's hand-off is published without reading
     );
     assert.deepEqual(published, [fresh.messageId]);
     assert.deepEqual(reads, [], "no read of the row the intake had just stored");
-    await waitFor(async () => (await queue.depth()).processing === 0 || undefined, 5000);
-    assert.deepEqual(await queue.depth(), { ready: 0, processing: 0, delayed: 0, dead: 0 });
+    await assertDrained(queue);
   } finally {
     stop.abort();
     await run;
@@ -251,7 +252,13 @@ Deno.test("downlink: the API's element without a row (its request failed) is mar
   let run: Promise<void> | undefined;
   try {
     await queue.push(
-      encodeApiCommandElement({ target: "M-001", command: "dispense", payload: {}, message_id: "MSG_lost" }),
+      encodeCommandMessage({
+        target: "M-001",
+        command: "dispense",
+        payload: {},
+        message_id: "MSG_lost",
+        origin: "api",
+      }),
       encodeCommandMessage({ target: "M-001", command: "dispense", payload: {}, message_id: "MSG_laravel" }),
     );
     run = runDownlink({ queue, store, connection, defaultTtlSeconds: 60, signal: stop.signal, blockMs: 20 });
@@ -260,8 +267,7 @@ Deno.test("downlink: the API's element without a row (its request failed) is mar
     const lost = await store.getCommand("MSG_lost");
     assert.equal(lost?.status, "failed");
     assert.match(String(lost?.detail?.error), /request failed/);
-    await waitFor(async () => (await queue.depth()).processing === 0 || undefined, 5000);
-    assert.deepEqual(await queue.depth(), { ready: 0, processing: 0, delayed: 0, dead: 0 });
+    await assertDrained(queue);
   } finally {
     stop.abort();
     await run;

@@ -10,6 +10,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
+import type { CommandRecord } from "../db/store.ts";
 import { SERIAL_NO } from "../jobs/bridge_payload.ts";
 
 export const COMMAND_NAME = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -36,26 +37,28 @@ export interface CommandMessage {
   command: string;
   payload: Record<string, unknown>;
   message_id: string;
+  /** Only on the queue elements the gateway's API pushes (`"api"`), never on the MQTT payload. */
+  origin?: "api";
 }
 
-/** Serialises with the contract's key order (the bytes the Go gateway of seed 004 sent). */
+/** The message for a stored command (what the downlink publishes and the API queues). */
+export function commandMessageOf(
+  c: Pick<CommandRecord, "serialNo" | "command" | "payload" | "messageId">,
+): CommandMessage {
+  return { target: c.serialNo, command: c.command, payload: c.payload, message_id: c.messageId };
+}
+
+/**
+ * Serialises with the contract's key order (the bytes the Go gateway of seed 004 sent); `origin`,
+ * when set, comes last.
+ */
 export function encodeCommandMessage(m: CommandMessage): string {
   return JSON.stringify({
     target: m.target,
     command: m.command,
     payload: m.payload,
     message_id: m.message_id,
-  });
-}
-
-/** The element the gateway's API pushes: the contract's keys, then `"origin": "api"`. */
-export function encodeApiCommandElement(m: CommandMessage): string {
-  return JSON.stringify({
-    target: m.target,
-    command: m.command,
-    payload: m.payload,
-    message_id: m.message_id,
-    origin: "api",
+    origin: m.origin, // JSON.stringify leaves it out when undefined
   });
 }
 

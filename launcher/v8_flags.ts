@@ -15,11 +15,14 @@
  * Smaller heaps (the embedded broker's 80 MB, already near its live data) keep V8's growth.
  */
 
+import { DEFAULT_HEAP_MB } from "../config.ts";
+
 /** `--v8-flags=…` for `deno run` / `deno compile`; none when `heapMb` is 0 (V8's defaults). */
 export function v8Flags(heapMb: number): string[] {
   if (heapMb <= 0) return [];
-  if (heapMb >= 128) {
-    const semiSpaceMb = Math.min(16, Math.floor((heapMb * 6) / 128));
+  const full = DEFAULT_HEAP_MB.external; // the heap the growth below was measured with
+  if (heapMb >= full) {
+    const semiSpaceMb = Math.min(16, Math.floor((heapMb * 6) / full));
     return [
       `--v8-flags=--max-old-space-size=${heapMb},--max-semi-space-size=${semiSpaceMb},--heap-growing-percent=150`,
     ];
