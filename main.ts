@@ -5,7 +5,7 @@
  */
 import { configure, getConsoleSink, getLogger, getTextFormatter } from "@logtape/logtape";
 import { ConfigError, loadConfig } from "./config.ts";
-import { Gateway } from "./gateway.ts";
+import { Gateway } from "./app/gateway.ts";
 
 async function main(): Promise<number> {
   let config;

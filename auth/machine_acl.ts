@@ -9,8 +9,8 @@
  * - the gateway's own identity may publish and subscribe anywhere (it alone publishes commands);
  * - anything else is denied.
  */
-import { UPLINK_TYPES } from "../bridge/uplink.ts";
-import { SERIAL_NO } from "../jobs/bridge_payload.ts";
+import { UPLINK_TYPES } from "../uplink/uplink.ts";
+import { SERIAL_NO } from "../contract/incoming_job.ts";
 import type { MqttAction } from "./broker_auth.ts";
 
 export interface MachineTopics {

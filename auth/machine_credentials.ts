@@ -9,8 +9,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import { getLogger } from "@logtape/logtape";
 import type { Store } from "../db/store.ts";
-import { ConflictError, NotFoundError, UnavailableError, ValidationError } from "../errors.ts";
-import { SERIAL_NO } from "../jobs/bridge_payload.ts";
+import { ConflictError, NotFoundError, UnavailableError, ValidationError } from "../lib/errors.ts";
+import { SERIAL_NO } from "../contract/incoming_job.ts";
 import { constantTimeEqual } from "../lib/constant_time_equal.ts";
 import type { CredentialCache } from "./credential_cache.ts";
 import { machineTopics } from "./machine_acl.ts";

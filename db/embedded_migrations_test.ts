@@ -6,11 +6,11 @@
 import assert from "node:assert/strict";
 import { readMigrationFiles } from "drizzle-orm/migrator";
 import { migrate } from "drizzle-orm/mysql2/migrator";
-import { EMBEDDED_FILE, renderEmbeddedMigrations } from "../scripts/embed_migrations.ts";
+import { EMBEDDED_FILE, renderEmbeddedMigrations } from "../tools/scripts/embed_migrations.ts";
 import { freshDatabase, query } from "../tests/support.ts";
 import { embeddedMigrations } from "./embedded_migrations.ts";
 import { EMBEDDED_MIGRATIONS } from "./migrations/embedded.ts";
-import { MysqlStore } from "./mysql_store.ts";
+import { MysqlStore } from "./mysql/mysql_store.ts";
 
 const folder = (dialect: string) => new URL(`./migrations/${dialect}`, import.meta.url).pathname;
 

@@ -5,8 +5,8 @@
  */
 import { join } from "node:path";
 import type { Config } from "../config.ts";
-import { MysqlStore } from "./mysql_store.ts";
-import { SqliteStore } from "./sqlite_store.ts";
+import { MysqlStore } from "./mysql/mysql_store.ts";
+import { SqliteStore } from "./sqlite/sqlite_store.ts";
 import type { Store } from "./store.ts";
 
 export function openStore(config: Config): Store {

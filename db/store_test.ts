@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import type { RowDataPacket } from "mysql2/promise";
 import { mysqlBackend, STORE_BACKENDS, type StoreBackend } from "../tests/store_backends.ts";
 import { uniqueId } from "../tests/support.ts";
-import type { MysqlStore } from "./mysql_store.ts";
+import type { MysqlStore } from "./mysql/mysql_store.ts";
 import type { HeartbeatRecord, Store, TransactionRecord } from "./store.ts";
 
 const at = (iso: string) => new Date(iso);

@@ -7,9 +7,9 @@
  * {@link DeviceService.handlers}. It needs only a broker connection: no queue, no database.
  */
 import { getLogger } from "@logtape/logtape";
-import { NotFoundError, UnavailableError } from "../errors.ts";
+import { NotFoundError, UnavailableError } from "../lib/errors.ts";
 import { sleep } from "../lib/sleep.ts";
-import type { Metrics } from "../metrics.ts";
+import type { Metrics } from "../lib/metrics.ts";
 import type { DeviceConnection } from "./device_connection.ts";
 import { EventPublisher, type PublisherStats, type PublishOutcome } from "./event_publisher.ts";
 import {

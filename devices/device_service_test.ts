@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { NotFoundError } from "../errors.ts";
-import { createMetrics } from "../metrics.ts";
+import { NotFoundError } from "../lib/errors.ts";
+import { createMetrics } from "../lib/metrics.ts";
 import { DeviceService } from "./device_service.ts";
 import { DEVICE_TOPICS } from "./events.ts";
-import { FakeConnection } from "./fake_connection.ts";
+import { FakeConnection } from "../tests/fakes/fake_connection.ts";
 import { parseProxyRegistry } from "./proxy_registry.ts";
-import { refusedUrl, type StandIn, startStandIn } from "./proxy_stand_in.ts";
+import { refusedUrl, type StandIn, startStandIn } from "../tests/fakes/proxy_stand_in.ts";
 
 async function waitFor(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
   const end = Date.now() + timeoutMs;

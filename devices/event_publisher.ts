@@ -10,7 +10,7 @@
  * QoS 1 messages across a reconnect (the gateway's `MqttConnection` keeps its stores).
  */
 import { getLogger } from "@logtape/logtape";
-import type { Metrics } from "../metrics.ts";
+import type { Metrics } from "../lib/metrics.ts";
 import type { DeviceConnection } from "./device_connection.ts";
 
 const log = getLogger(["gateway", "devices", "publisher"]);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { createMetrics } from "../metrics.ts";
+import { createMetrics } from "../lib/metrics.ts";
 import { EventPublisher } from "./event_publisher.ts";
-import { FakeConnection } from "./fake_connection.ts";
+import { FakeConnection } from "../tests/fakes/fake_connection.ts";
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { runHealthWorker } from "./health_worker.ts";
 import type { ProxyOutcome } from "./proxy_client.ts";
 import { parseProxyRegistry } from "./proxy_registry.ts";
-import { startStandIn } from "./proxy_stand_in.ts";
+import { startStandIn } from "../tests/fakes/proxy_stand_in.ts";
 
 async function waitFor(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
   const end = Date.now() + timeoutMs;

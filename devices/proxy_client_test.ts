@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { callProxy, toSeconds } from "./proxy_client.ts";
-import { refusedUrl, startStandIn } from "./proxy_stand_in.ts";
+import { refusedUrl, startStandIn } from "../tests/fakes/proxy_stand_in.ts";
 
 Deno.test("callProxy classifies healthy, slow, refused and 500 proxies over real HTTP", async () => {
   const healthy = startStandIn("healthy");

@@ -10,7 +10,7 @@
  * handlers should be idempotent.
  */
 import { getLogger } from "@logtape/logtape";
-import { ValidationError } from "../errors.ts";
+import { ValidationError } from "../lib/errors.ts";
 
 const log = getLogger(["gateway", "devices", "handlers"]);
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ValidationError } from "../errors.ts";
+import { ValidationError } from "../lib/errors.ts";
 import { filterCovers, TopicHandlers, topicMatches, validateTopicFilter } from "./topic_handlers.ts";
 
 Deno.test("topicMatches follows the MQTT wildcard rules", () => {

@@ -8,7 +8,7 @@
 import type { z } from "zod";
 import { isConnectionError } from "../db/connection_error.ts";
 import type { Lease } from "../queue/reliable_queue.ts";
-import { type BridgePayload, bridgePayloadSchema } from "./bridge_payload.ts";
+import { type BridgePayload, bridgePayloadSchema } from "../contract/incoming_job.ts";
 import type { Job, JobContext, JobHandler } from "./job_handler.ts";
 
 export type Outcome =

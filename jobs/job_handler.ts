@@ -6,7 +6,7 @@
  */
 import type { z } from "zod";
 import type { Store } from "../db/store.ts";
-import type { Metrics } from "../metrics.ts";
+import type { Metrics } from "../lib/metrics.ts";
 
 export interface Job<T> {
   serialNo: string;

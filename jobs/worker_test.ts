@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import type { Store } from "../db/store.ts";
 import type { Lease, ReliableQueue } from "../queue/reliable_queue.ts";
-import { encodeBridgePayload } from "./bridge_payload.ts";
+import { encodeBridgePayload } from "../contract/incoming_job.ts";
 import { Dispatcher } from "./dispatcher.ts";
-import { heartbeatJob } from "./heartbeat.ts";
+import { heartbeatJob } from "./handlers/heartbeat.ts";
 import type { JobHandler } from "./job_handler.ts";
-import { transactionJob } from "./transaction.ts";
+import { transactionJob } from "./handlers/transaction.ts";
 import { processBatch } from "./worker.ts";
 
 /** Records what the worker does with each lease. */

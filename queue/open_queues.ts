@@ -7,8 +7,8 @@ import { join } from "node:path";
 import { Redis } from "ioredis";
 import type { Config } from "../config.ts";
 import type { ReliableQueue } from "./reliable_queue.ts";
-import { RedisQueue } from "./redis_queue.ts";
-import { SqliteQueue } from "./sqlite_queue.ts";
+import { RedisQueue } from "./redis/redis_queue.ts";
+import { SqliteQueue } from "./sqlite/sqlite_queue.ts";
 
 export interface QueueBackend {
   readonly kind: "redis" | "sqlite";

@@ -9,9 +9,9 @@ import { join } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
 import { Redis } from "ioredis";
 import { sleep } from "../lib/sleep.ts";
-import { RedisQueue } from "./redis_queue.ts";
+import { RedisQueue } from "./redis/redis_queue.ts";
 import { backoffDelay, type Lease, type ReliableQueue } from "./reliable_queue.ts";
-import { SqliteQueue } from "./sqlite_queue.ts";
+import { SqliteQueue } from "./sqlite/sqlite_queue.ts";
 
 const REDIS_URL = "redis://127.0.0.1:6379/0";
 

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { Redis } from "ioredis";
-import { Gateway } from "../gateway.ts";
+import { Gateway } from "../app/gateway.ts";
 import { api, dropMachineKeys, testSerial } from "./downlink_support.ts";
 import { query, SERVICES, testEnv, uniqueId } from "./support.ts";
 

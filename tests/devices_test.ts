@@ -8,8 +8,8 @@
 import assert from "node:assert/strict";
 import mqtt, { type MqttClient } from "mqtt";
 import { loadConfig } from "../config.ts";
-import { refusedUrl, startStandIn } from "../devices/proxy_stand_in.ts";
-import { Gateway } from "../gateway.ts";
+import { refusedUrl, startStandIn } from "./fakes/proxy_stand_in.ts";
+import { Gateway } from "../app/gateway.ts";
 
 const SHARED_BROKER = "mqtt://127.0.0.1:1883";
 const SEED_FIELDS = ["message", "proxyid", "status", "proxyServiceAlive", "proxyServiceStart"];

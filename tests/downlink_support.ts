@@ -6,7 +6,7 @@
  */
 import type { MqttClient } from "mqtt";
 import { Redis } from "ioredis";
-import type { Gateway } from "../gateway.ts";
+import type { Gateway } from "../app/gateway.ts";
 import { machineClient, SERVICES, uniqueId, waitFor } from "./support.ts";
 
 export interface ApiResponse {

@@ -5,8 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
-import { Gateway } from "../gateway.ts";
-import { RedisQueue } from "../queue/redis_queue.ts";
+import { Gateway } from "../app/gateway.ts";
+import { RedisQueue } from "../queue/redis/redis_queue.ts";
 import {
   api,
   commandListener,

@@ -12,8 +12,8 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import mqtt, { type MqttClient } from "mqtt";
 import { loadConfig } from "../config.ts";
-import { Gateway } from "../gateway.ts";
-import { SqliteQueue } from "../queue/sqlite_queue.ts";
+import { Gateway } from "../app/gateway.ts";
+import { SqliteQueue } from "../queue/sqlite/sqlite_queue.ts";
 import { uniqueId, waitFor } from "./support.ts";
 
 const API_TOKEN = "embedded-test-api-token-0123";

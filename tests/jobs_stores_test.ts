@@ -5,12 +5,12 @@
  * the same result. Guards against a handler relying on one dialect's behaviour.
  */
 import assert from "node:assert/strict";
-import { JOB_HANDLERS } from "../gateway.ts";
-import { encodeBridgePayload } from "../jobs/bridge_payload.ts";
+import { JOB_HANDLERS } from "../app/gateway.ts";
+import { encodeBridgePayload } from "../contract/incoming_job.ts";
 import { Dispatcher } from "../jobs/dispatcher.ts";
 import type { Alert } from "../jobs/job_handler.ts";
 import { processBatch } from "../jobs/worker.ts";
-import { SqliteQueue } from "../queue/sqlite_queue.ts";
+import { SqliteQueue } from "../queue/sqlite/sqlite_queue.ts";
 import { STORE_BACKENDS } from "./store_backends.ts";
 import { uniqueId } from "./support.ts";
 

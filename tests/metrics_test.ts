@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
-import { Gateway } from "../gateway.ts";
+import { Gateway } from "../app/gateway.ts";
 import { machineClient, publishJson, SERVICES, startGateway, testEnv, uniqueId, waitFor } from "./support.ts";
 
 type Series = Map<string, number>;
@@ -150,7 +150,7 @@ Deno.test("GET /metrics after traffic: every series is there and counts what hap
 });
 
 Deno.test("a queue backend that does not answer leaves the last depth and never fails the scrape", async () => {
-  const { createMetrics } = await import("../metrics.ts");
+  const { createMetrics } = await import("../lib/metrics.ts");
   const metrics = createMetrics();
   let calls = 0;
   metrics.watchQueueDepth("q", () => {

@@ -6,8 +6,8 @@
  */
 import { join } from "node:path";
 import { DatabaseSync, type SQLInputValue } from "node:sqlite";
-import { MysqlStore } from "../db/mysql_store.ts";
-import { SqliteStore } from "../db/sqlite_store.ts";
+import { MysqlStore } from "../db/mysql/mysql_store.ts";
+import { SqliteStore } from "../db/sqlite/sqlite_store.ts";
 import type { Store } from "../db/store.ts";
 import { freshDatabase } from "./support.ts";
 

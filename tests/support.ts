@@ -7,7 +7,7 @@ import mqtt, { type MqttClient } from "mqtt";
 import mysql from "mysql2/promise";
 import { Redis } from "ioredis";
 import { type Config, loadConfig } from "../config.ts";
-import type { Gateway } from "../gateway.ts";
+import type { Gateway } from "../app/gateway.ts";
 
 export const SERVICES = {
   mqtt: "mqtt://127.0.0.1:1883",

@@ -1,0 +1,151 @@
+/**
+ * @module command_center
+ * Everything of cloud → machine commands and machine access that `gateway.ts` starts, in one
+ * place: the machine credentials and broker policy ({@link MachineAuth}), the command intake,
+ * the downlink consumer and TTL sweeper (role `downlink`), and the HTTP API (role `api`).
+ * Its own Redis connection (credentials for EMQX, the downlink lock) fails fast, so a broker
+ * hook never waits on a Redis outage: it falls back to the database.
+ */
+import { getLogger } from "@logtape/logtape";
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import { Redis } from "ioredis";
+import type { BrokerAuth } from "../auth/broker_auth.ts";
+import { RedisCredentialCache } from "../auth/credential_cache.ts";
+import { MachineAuth } from "../auth/machine_auth.ts";
+import { MachineCredentials } from "../auth/machine_credentials.ts";
+import type { Config } from "../config.ts";
+import type { Store } from "../db/store.ts";
+import type { Metrics } from "../lib/metrics.ts";
+import type { QueueBackend } from "../queue/open_queues.ts";
+import { apiRoutes } from "../http/routes/api.ts";
+import { CommandHandoff } from "../downlink/command_handoff.ts";
+import { CommandIntake } from "../downlink/command_intake.ts";
+import { runCommandSweeper } from "../downlink/command_sweeper.ts";
+import { runDownlink } from "../downlink/downlink.ts";
+import { RedisDownlinkLock } from "../downlink/downlink_lock.ts";
+import type { MqttConnection } from "../mqtt/mqtt_connection.ts";
+
+const log = getLogger(["gateway", "downlink"]);
+
+export interface CommandCenterDeps {
+  config: Config;
+  apiToken: string;
+  store?: Store;
+  queues?: QueueBackend;
+  metrics: Metrics;
+  signal: AbortSignal;
+}
+
+export class CommandCenter {
+  readonly credentials?: MachineCredentials;
+  /** The broker policy: used by the EMQX hooks and the embedded broker. */
+  readonly brokerAuth?: BrokerAuth;
+  /** The HTTP API (role `api`); mount it with `app.route("/", api)`. */
+  readonly api?: OpenAPIHono;
+  readonly #deps: CommandCenterDeps;
+  readonly #redis?: Redis;
+  readonly #loops: Promise<void>[] = [];
+  /** From this process's intake to its downlink (both roles, Redis queue). */
+  readonly #handoff?: CommandHandoff;
+  #closing?: Promise<void>;
+
+  constructor(deps: CommandCenterDeps) {
+    this.#deps = deps;
+    const { config, store, queues } = deps;
+    const roles = config.roles;
+    if (config.redis.url && (roles.has("api") || roles.has("downlink"))) {
+      this.#redis = new Redis(config.redis.url, {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+        connectTimeout: 2000,
+        retryStrategy: (times) => Math.min(times * 200, 2000),
+      });
+      this.#redis.on("error", () => {}); // callers see their command fail and fall back or retry
+    }
+    if (store) {
+      this.credentials = new MachineCredentials({
+        store,
+        cache: this.#redis ? new RedisCredentialCache(this.#redis) : undefined,
+        gatewayUsername: config.mqtt.username,
+      });
+      this.brokerAuth = new MachineAuth({
+        credentials: this.credentials,
+        gateway: { username: config.mqtt.username, password: config.mqtt.password },
+      });
+    }
+    if (roles.has("api") && roles.has("downlink")) this.#handoff = new CommandHandoff();
+    if (roles.has("api") && store && queues && this.credentials && this.brokerAuth) {
+      const intake = new CommandIntake({
+        store,
+        queue: queues.queue(config.redis.outgoingQueue, `${config.mqtt.clientId}:api`),
+        handoff: this.#handoff,
+        defaultTtlSeconds: config.commandTtlSeconds,
+        metrics: deps.metrics,
+      });
+      this.api = apiRoutes({
+        apiToken: deps.apiToken,
+        maxBodyBytes: config.http.maxBodyBytes,
+        store,
+        intake,
+        credentials: this.credentials,
+        brokerAuth: this.brokerAuth,
+        onlineWindowSeconds: config.machineOnlineSeconds,
+        guard: false, // gateway.ts guards /api/* for every sub-app
+      });
+    }
+  }
+
+  /**
+   * Connects Redis, publishes the gateway's identity for EMQX, and starts the sweeper and (role
+   * `downlink`, with `connection`) the downlink consumer.
+   */
+  async start(connection?: MqttConnection): Promise<void> {
+    const { config, store, queues, metrics, signal } = this.#deps;
+    if (this.#redis) {
+      await this.#redis.connect().catch((error) =>
+        log.warn("Redis for credentials not reachable yet ({error}); using the database meanwhile", { error })
+      );
+      await this.credentials?.syncGatewayIdentity(config.mqtt.username, config.mqtt.password).catch((error) =>
+        log.warn("Cannot write the gateway's identity to Redis: {error}", { error })
+      );
+    }
+    if (config.roles.has("api") && !config.mqtt.username) {
+      log.info("MQTT_USERNAME is empty: the EMQX hooks know no gateway identity (machines only)");
+    }
+    if (store && (config.roles.has("downlink") || config.roles.has("api"))) {
+      this.#loops.push(
+        runCommandSweeper({ store, metrics, signal }).catch((error) =>
+          log.fatal("The command sweeper stopped: {error}", { error })
+        ),
+      );
+    }
+    if (config.roles.has("downlink") && store && queues && connection) {
+      const consumer = `${config.mqtt.clientId}:downlink`;
+      this.#loops.push(
+        runDownlink({
+          queue: queues.queue(config.redis.outgoingQueue, consumer),
+          store,
+          connection,
+          defaultTtlSeconds: config.commandTtlSeconds,
+          maxBytes: config.http.maxBodyBytes,
+          lock: this.#redis
+            ? new RedisDownlinkLock(this.#redis, config.redis.outgoingQueue, consumer)
+            : undefined,
+          handoff: this.#handoff,
+          metrics,
+          signal,
+        }).catch((error) => log.fatal("The downlink stopped: {error}", { error })),
+      );
+    }
+  }
+
+  /** Waits for the loops (the gateway's signal stops them), then closes Redis. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await Promise.allSettled(this.#loops);
+      this.#redis?.disconnect();
+    })();
+    return this.#closing;
+  }
+}

@@ -1,0 +1,385 @@
+/**
+ * @module gateway
+ * Builds the whole gateway from a {@link Config}: backends (broker connection, queues, store), the
+ * loops of the configured roles, and the HTTP app. `main.ts` and the end-to-end tests both use it.
+ * `close()` stops in reverse order of start, is idempotent, and runs every step even if one fails.
+ */
+import { getLogger } from "@logtape/logtape";
+import { Hono } from "hono";
+import { randomBytes } from "node:crypto";
+import type { BrokerAuth } from "../auth/broker_auth.ts";
+import { CommandCenter } from "./command_center.ts";
+import { EmbeddedBroker } from "../broker/embedded_broker.ts";
+import { MqttConnection } from "../mqtt/mqtt_connection.ts";
+import { PushBatcher } from "../uplink/push_batcher.ts";
+import { startUplink } from "../uplink/uplink.ts";
+import type { Config } from "../config.ts";
+import { openStore } from "../db/open_store.ts";
+import { DeviceService } from "../devices/device_service.ts";
+import type { Store } from "../db/store.ts";
+import { Alerter } from "../jobs/alerter.ts";
+import { commandAckJob } from "../jobs/handlers/command_ack.ts";
+import { Dispatcher } from "../jobs/dispatcher.ts";
+import { errorJob } from "../jobs/handlers/error.ts";
+import { heartbeatJob } from "../jobs/handlers/heartbeat.ts";
+import type { JobHandler } from "../jobs/job_handler.ts";
+import { transactionJob } from "../jobs/handlers/transaction.ts";
+import { runWorker } from "../jobs/worker.ts";
+import { counterValues, createMetrics, type Metrics } from "../lib/metrics.ts";
+import { openQueueBackend, type QueueBackend } from "../queue/open_queues.ts";
+import type { ReliableQueue } from "../queue/reliable_queue.ts";
+import { guardApi } from "../http/middleware/api_guard.ts";
+import { notFound, onError } from "../http/error_handler.ts";
+import { type Check, healthRoutes } from "../http/routes/health.ts";
+import { proxyRoutes } from "../http/routes/proxies.ts";
+
+const log = getLogger(["gateway"]);
+
+/** The job types the worker knows; one file each under `jobs/`. */
+export const JOB_HANDLERS: readonly JobHandler[] = [heartbeatJob, errorJob, transactionJob, commandAckJob];
+
+type Cleanup = { name: string; run: () => Promise<void> | void };
+
+export class Gateway {
+  readonly config: Config;
+  readonly metrics: Metrics;
+  readonly app: Hono;
+  /** Bearer token of `/api/*`: `API_TOKEN`, or a random one made here (main.ts prints it). */
+  readonly apiToken: string;
+  readonly #controller = new AbortController();
+  readonly #cleanups: Cleanup[] = [];
+  readonly #loops: Promise<void>[] = [];
+  #store?: Store;
+  #queues?: QueueBackend;
+  #incoming?: ReliableQueue;
+  #outgoing?: ReliableQueue;
+  #connection?: MqttConnection;
+  #broker?: EmbeddedBroker;
+  #commands?: CommandCenter;
+  #devices?: DeviceService;
+  #started = false;
+  #closing?: Promise<void>;
+
+  constructor(config: Config) {
+    this.config = config;
+    this.metrics = createMetrics();
+    this.apiToken = config.http.apiToken ?? randomBytes(24).toString("base64url");
+    this.app = new Hono();
+    this.app.onError(onError);
+    this.app.notFound(notFound);
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  get store(): Store | undefined {
+    return this.#store;
+  }
+
+  get connection(): MqttConnection | undefined {
+    return this.#connection;
+  }
+
+  /** The in-process broker, when no `MQTT_URL` is set and a role needs a broker. */
+  get embeddedBroker(): EmbeddedBroker | undefined {
+    return this.#broker;
+  }
+
+  /** Who may connect and use which topics (machines by token, the gateway itself): for a broker. */
+  get brokerAuth(): BrokerAuth | undefined {
+    return this.#commands?.brokerAuth;
+  }
+
+  /** The device service (role `devices` with proxies configured); register MQTT handlers on it. */
+  get devices(): DeviceService | undefined {
+    return this.#devices;
+  }
+
+  /** Opens the backends the roles need, migrates, mounts routes and starts the loops. */
+  async start(): Promise<void> {
+    if (this.#started) throw new Error("Gateway already started");
+    this.#started = true;
+    const { config } = this;
+    const roles = config.roles;
+    const needsQueue = roles.has("uplink") || roles.has("worker") || roles.has("downlink") ||
+      roles.has("api");
+    // The device service needs only the broker, so an edge box can run `GATEWAY_ROLES=devices` alone.
+    const devicesOn = roles.has("devices") && config.devices.proxies.length > 0;
+    const needsBroker = roles.has("uplink") || roles.has("downlink") || devicesOn;
+    const embeddedBroker = needsBroker && !config.mqtt.url;
+    // The embedded broker checks machine tokens, which live in the store.
+    const needsStore = roles.has("worker") || roles.has("api") || roles.has("downlink") || embeddedBroker;
+
+    try {
+      if (needsStore) {
+        const store = openStore(config);
+        this.#store = store;
+        this.#onClose("store", () => store.close());
+        await store.migrate();
+        log.info("Database ready ({dialect})", { dialect: store.dialect });
+      }
+      if (needsQueue) {
+        const queues = openQueueBackend(config);
+        this.#queues = queues;
+        this.#onClose("queues", () => queues.close());
+        const incoming = queues.queue(config.redis.incomingQueue, `${config.mqtt.clientId}:uplink`);
+        this.#incoming = incoming;
+        // Read on every scrape of /metrics (a handle of its own: depth() only reads).
+        const outgoing = queues.queue(config.redis.outgoingQueue, `${config.mqtt.clientId}:metrics`);
+        this.#outgoing = outgoing;
+        this.metrics.watchQueueDepth(incoming.name, () => incoming.depth());
+        this.metrics.watchQueueDepth(outgoing.name, () => outgoing.depth());
+      }
+      // Commands, machine credentials and the HTTP API; built before the broker, whose auth it provides.
+      const commands = new CommandCenter({
+        config,
+        apiToken: this.apiToken,
+        store: this.#store,
+        queues: this.#queues,
+        metrics: this.metrics,
+        signal: this.signal,
+      });
+      this.#commands = commands;
+      let broker = config.mqtt.url
+        ? { url: config.mqtt.url, username: config.mqtt.username, password: config.mqtt.password }
+        : undefined;
+      if (embeddedBroker) broker = await this.#startEmbeddedBroker(commands);
+      const mqttOptions = needsBroker
+        ? {
+          url: broker!.url,
+          clientId: config.mqtt.clientId,
+          username: broker!.username,
+          password: broker!.password,
+          keepalive: config.mqtt.keepalive,
+          // aedes speaks MQTT 3.1.1 only.
+          protocolVersion: embeddedBroker ? 4 as const : config.mqtt.protocolVersion,
+          clean: false,
+          sessionExpiry: config.mqtt.sessionExpiry,
+          reconnectDelayMs: config.mqtt.reconnectDelayMs,
+          reconnectMaxDelayMs: config.mqtt.reconnectMaxDelayMs,
+        }
+        : undefined;
+      if (mqttOptions) {
+        const connection = new MqttConnection(mqttOptions, this.metrics);
+        this.#connection = connection;
+        this.#onClose("mqtt", () => connection.close());
+        if (embeddedBroker) {
+          // Subscribe for real (not just on a later connect) before machines are let in.
+          await connection.waitConnected(AbortSignal.any([this.signal, AbortSignal.timeout(10_000)])).catch(
+            (error) => {
+              throw new Error(`Cannot connect to the embedded MQTT broker at ${broker!.url}`, {
+                cause: error,
+              });
+            },
+          );
+        }
+      }
+      if (roles.has("worker")) this.#startWorkers();
+      if (roles.has("uplink")) {
+        // Shared subscriptions need a broker that has them; the embedded one does not.
+        const shareGroup = config.mqtt.url ? config.mqtt.shareGroup : "";
+        // mqtt.js handles one acknowledged message at a time per connection (its PUBACK waits for
+        // the queue push), so more connections in the share group keep more pushes in flight.
+        const connections = [this.#connection!];
+        const extra = shareGroup ? config.mqtt.uplinkConnections - 1 : 0;
+        if (config.mqtt.url && !shareGroup && config.mqtt.uplinkConnections > 1) {
+          log.warn("MQTT_UPLINK_CONNECTIONS > 1 needs shared subscriptions (MQTT_SHARE_GROUP); using 1");
+        }
+        for (let i = 1; i <= extra; i++) {
+          const extraConnection = new MqttConnection({
+            ...mqttOptions!,
+            clientId: `${config.mqtt.clientId}-uplink-${i}`,
+            name: `uplink-${i}`,
+          }, this.metrics);
+          this.#onClose(`mqtt uplink-${i}`, () => extraConnection.close());
+          connections.push(extraConnection);
+        }
+        const batcher = new PushBatcher(this.#incoming!);
+        for (const connection of connections) {
+          await startUplink({
+            connection,
+            queue: this.#incoming!,
+            batcher,
+            maxPayloadBytes: config.mqtt.maxPayloadBytes,
+            shareGroup,
+            metrics: this.metrics,
+            signal: this.signal,
+          });
+        }
+      }
+      if (devicesOn) {
+        const devices = new DeviceService({
+          connection: this.#connection!,
+          proxies: config.devices.proxies,
+          bufferSize: config.devices.eventBuffer,
+          summaryIntervalMs: config.devices.summaryIntervalMs,
+          metrics: this.metrics,
+        });
+        this.#devices = devices;
+        this.#onClose("devices", () => devices.close());
+        await devices.start();
+      } else if (roles.has("devices") && roles.size === 1) {
+        log.warn("Role devices has no proxies to check: set DEVICE_PROXIES or DEVICE_PROXIES_FILE");
+      }
+      // Closed before the broker connection and queues, once its loops have finished.
+      this.#onClose("commands", () => commands.close());
+      await commands.start(this.#connection);
+      // Machines may connect once the uplink subscriptions exist: nothing they send is dropped.
+      this.#broker?.admit();
+      this.#mountRoutes();
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
+  }
+
+  /**
+   * Starts the in-process broker with the gateway's broker policy. The gateway connects to it as
+   * superuser with `MQTT_USERNAME` / `MQTT_PASSWORD`, or an internal identity made here (a username
+   * no machine can have, a random password) when they are not set.
+   */
+  async #startEmbeddedBroker(
+    commands: CommandCenter,
+  ): Promise<{ url: string; username: string; password: string }> {
+    const { mqtt: m } = this.config;
+    if (m.protocolVersion === 5) {
+      log.warn("The embedded broker speaks MQTT 3.1.1: the gateway connects with it");
+    }
+    const username = m.username || "$gateway";
+    const password = m.password || randomBytes(24).toString("base64url");
+    const auth = commands.brokerAuth;
+    if (!auth) throw new Error("The embedded broker needs the store to check machine tokens");
+    const broker = await EmbeddedBroker.start({
+      host: m.listenHost,
+      port: m.listenPort,
+      auth,
+      gateway: { username, password },
+      allowAnonymous: m.allowAnonymous,
+      reservedClientIds: [m.clientId],
+    });
+    this.#broker = broker;
+    this.#onClose("embedded broker", () => broker.close());
+    if (m.allowAnonymous) {
+      log.warn("MQTT_ALLOW_ANONYMOUS=true: clients without credentials may act as any machine");
+    }
+    return { url: broker.url, username, password };
+  }
+
+  #startWorkers(): void {
+    const { config } = this;
+    const alerter = new Alerter(config.alertWebhookUrl);
+    this.#onClose("alerts", () => alerter.close());
+    const dispatcher = new Dispatcher(JOB_HANDLERS);
+    for (let i = 0; i < config.worker.concurrency; i++) {
+      // Stable consumer ids: after a crash, the same slot finds and puts back its own jobs.
+      const queue = this.#queues!.queue(config.redis.incomingQueue, `${config.mqtt.clientId}:worker:${i}`);
+      const loop = runWorker({
+        queue,
+        dispatcher,
+        ctx: { store: this.#store!, alert: alerter.alert, metrics: this.metrics },
+        store: this.#store!,
+        batchSize: config.worker.batchSize,
+        maxAttempts: config.worker.maxAttempts,
+        retryBaseMs: config.worker.retryBaseMs,
+        retryMaxMs: config.worker.retryMaxMs,
+        metrics: this.metrics,
+        signal: this.signal,
+      }).catch((error) => log.fatal("Worker {i} stopped: {error}", { i, error }));
+      this.#loops.push(loop);
+    }
+  }
+
+  #mountRoutes(): void {
+    const checks: Record<string, Check> = {};
+    if (this.#connection) {
+      const connection = this.#connection;
+      checks.broker = () => {
+        if (!connection.connected) throw new Error(`not connected to ${connection.broker}`);
+      };
+    }
+    if (this.#queues) checks.queue = () => this.#queues!.ping();
+    if (this.#store) checks.database = () => this.#store!.ping();
+    this.app.route("/", healthRoutes({ checks, status: () => this.status(), metrics: this.metrics }));
+    // Before the routes it protects: Hono applies middleware only to routes registered after it.
+    guardApi(this.app, {
+      apiToken: this.apiToken,
+      maxBodyBytes: this.config.http.maxBodyBytes,
+      maxInFlight: this.config.http.maxInFlight,
+    });
+    if (this.#commands?.api) this.app.route("/", this.#commands.api);
+    if (this.#devices) this.app.route("/", proxyRoutes(this.#devices));
+  }
+
+  /** What `GET /mqtt/status` shows. */
+  async status(): Promise<Record<string, unknown>> {
+    const m = this.metrics;
+    const [received, queued, acked, rejected, dead] = await Promise.all([
+      counterValues(m.received, "type"),
+      counterValues(m.queued, "type"),
+      counterValues(m.acked, "type"),
+      counterValues(m.rejected, "reason"),
+      counterValues(m.deadLettered),
+    ]);
+    const depths: Record<string, unknown> = {};
+    for (const queue of [this.#incoming, this.#outgoing]) {
+      if (!queue) continue;
+      try {
+        const depth = await queue.depth();
+        depths[queue.name] = depth;
+        for (const [state, value] of Object.entries(depth)) {
+          m.queueDepth.set({ queue: queue.name, state }, value);
+        }
+      } catch (error) {
+        depths[queue.name] = { error: (error as Error).message };
+      }
+    }
+    const connection = this.#connection?.status();
+    return {
+      connected: connection?.connected ?? false,
+      broker: connection?.broker ?? null,
+      client_id: connection?.clientId ?? null,
+      state: connection?.state ?? "disabled",
+      subscriptions: connection?.subscriptions ?? [],
+      connection: connection ?? null,
+      roles: [...this.config.roles],
+      backends: {
+        broker: this.#broker ? "embedded" : this.#connection ? "external" : null,
+        queue: this.#queues?.kind ?? null,
+        database: this.#store?.dialect ?? null,
+      },
+      counters: {
+        received: received.total,
+        queued: queued.total,
+        acked: acked.total,
+        rejected: rejected.total,
+        dead_lettered: dead.total,
+        received_by_type: received.by,
+        rejected_by_reason: rejected.by,
+      },
+      queues: depths,
+      devices: this.#devices?.status() ?? null,
+      embedded_broker: this.#broker?.status() ?? null,
+    };
+  }
+
+  #onClose(name: string, run: Cleanup["run"]): void {
+    this.#cleanups.push({ name, run });
+  }
+
+  /** Stops taking messages, lets the loops finish their batch, then closes in reverse order. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#controller.abort();
+      await Promise.allSettled(this.#loops);
+      for (const { name, run } of this.#cleanups.reverse()) {
+        try {
+          await run();
+        } catch (error) {
+          log.error("Closing {name} failed: {error}", { name, error });
+        }
+      }
+    })();
+    return this.#closing;
+  }
+}

@@ -1,0 +1,60 @@
+import assert from "node:assert/strict";
+import { Hono } from "hono";
+import { guardApi } from "./api_guard.ts";
+import { onError } from "../error_handler.ts";
+
+const TOKEN = "guard-test-token-0123456789";
+
+function app(maxInFlight = 2) {
+  const a = new Hono();
+  a.onError(onError);
+  guardApi(a, { apiToken: TOKEN, maxBodyBytes: 1024, maxInFlight });
+  let release!: () => void;
+  const gate = new Promise<void>((r) => release = r);
+  a.post("/api/v1/echo", async (c) => c.json(await c.req.json()));
+  a.get("/api/v1/slow", async (c) => {
+    await gate;
+    return c.json({ ok: true });
+  });
+  a.get("/healthz", (c) => c.text("ok"));
+  return { a, release };
+}
+
+const auth = { authorization: `Bearer ${TOKEN}` };
+
+Deno.test("every /api/* route needs the bearer token; other routes do not", async () => {
+  const { a } = app();
+  const none = await a.request("/api/v1/echo", { method: "POST", body: "{}" });
+  assert.equal(none.status, 401);
+  assert.equal((await none.json()).error.code, "unauthorized");
+  const wrong = await a.request("/api/v1/echo", {
+    method: "POST",
+    body: "{}",
+    headers: { authorization: "Bearer x" },
+  });
+  assert.equal(wrong.status, 401);
+  const ok = await a.request("/api/v1/echo", { method: "POST", body: '{"a":1}', headers: auth });
+  assert.deepEqual(await ok.json(), { a: 1 });
+  assert.equal((await a.request("/healthz")).status, 200);
+});
+
+Deno.test("bodies over the cap are 413 JSON", async () => {
+  const { a } = app();
+  const res = await a.request("/api/v1/echo", { method: "POST", body: "x".repeat(2000), headers: auth });
+  assert.equal(res.status, 413);
+  assert.equal((await res.json()).error.code, "payload_too_large");
+});
+
+Deno.test("requests beyond the in-flight cap are 503 at once, and served again once others finish", async () => {
+  const { a, release } = app(2);
+  const first = a.request("/api/v1/slow", { headers: auth });
+  const second = a.request("/api/v1/slow", { headers: auth });
+  await new Promise((r) => setTimeout(r, 10));
+  const third = await a.request("/api/v1/slow", { headers: auth });
+  assert.equal(third.status, 503);
+  assert.equal(third.headers.get("retry-after"), "1");
+  assert.equal((await third.json()).error.code, "unavailable");
+  release();
+  assert.deepEqual([(await first).status, (await second).status], [200, 200]);
+  assert.equal((await a.request("/api/v1/slow", { headers: auth })).status, 200);
+});

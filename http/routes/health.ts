@@ -1,0 +1,53 @@
+/**
+ * @module health
+ * `GET /healthz` (the process answers), `GET /readyz` (broker, queue and database reachable),
+ * `GET /mqtt/status` (seed 000: connection, subscriptions, counters, queue depths, backends),
+ * `GET /metrics` (Prometheus text).
+ */
+import { Hono } from "hono";
+import type { Metrics } from "../../lib/metrics.ts";
+
+export type Check = () => Promise<void> | void;
+
+export interface HealthDeps {
+  /** Named readiness checks; each throws when its part is not reachable. */
+  checks: Record<string, Check>;
+  status: () => Promise<unknown>;
+  metrics: Metrics;
+}
+
+export function healthRoutes(deps: HealthDeps): Hono {
+  const app = new Hono();
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/readyz", async (c) => {
+    const results = await Promise.all(
+      Object.entries(deps.checks).map(async ([name, check]) => {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        try {
+          await Promise.race([
+            check(),
+            new Promise((_, reject) =>
+              timer = setTimeout(() => reject(new Error("timed out after 2 s")), 2000)
+            ),
+          ]);
+          return [name, { ok: true }] as const;
+        } catch (error) {
+          return [name, { ok: false, error: (error as Error).message }] as const;
+        } finally {
+          clearTimeout(timer);
+        }
+      }),
+    );
+    const ready = results.every(([, r]) => r.ok);
+    return c.json(
+      { status: ready ? "ready" : "not_ready", checks: Object.fromEntries(results) },
+      ready ? 200 : 503,
+    );
+  });
+  app.get("/mqtt/status", async (c) => c.json(await deps.status()));
+  app.get("/metrics", async (c) => {
+    const body = await deps.metrics.registry.metrics();
+    return c.text(body, 200, { "content-type": deps.metrics.registry.contentType });
+  });
+  return app;
+}

@@ -1,0 +1,32 @@
+/**
+ * @module transaction
+ * `machine/{serial}/transaction` → one `transactions` row and the slot's stock decremented, in one
+ * DB transaction, exactly once per `transaction_id` however often QoS 1 redelivers it.
+ */
+import { z } from "zod";
+import { defineJob } from "../job_handler.ts";
+
+export const transactionSchema = z.looseObject({
+  transaction_id: z.string().min(1).max(64),
+  slot_no: z.number().int().min(0),
+  quantity: z.number().int().min(1).max(10_000).default(1),
+  amount: z.number().finite().min(0).max(1e10),
+});
+
+export type Transaction = z.infer<typeof transactionSchema>;
+
+export const transactionJob = defineJob<Transaction>({
+  type: "transaction",
+  schema: transactionSchema,
+  async handle(jobs, { store }) {
+    await store.recordTransactions(jobs.map((j) => ({
+      transactionId: j.payload.transaction_id,
+      serialNo: j.serialNo,
+      slotNo: j.payload.slot_no,
+      quantity: j.payload.quantity,
+      amount: j.payload.amount,
+      receivedAt: j.receivedAt,
+      payload: j.payload,
+    })));
+  },
+});
