@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import type { BrokerAuth } from "../auth/broker_auth.ts";
 import { CommandCenter } from "./command_center.ts";
 import { EmbeddedBroker } from "../broker/embedded_broker.ts";
-import { MqttConnection } from "../mqtt/mqtt_connection.ts";
+import { MqttConnection, type MqttConnectionOptions } from "../mqtt/mqtt_connection.ts";
 import { PushBatcher } from "../uplink/push_batcher.ts";
 import { startUplink } from "../uplink/uplink.ts";
 import type { Config } from "../config.ts";
@@ -25,13 +25,12 @@ import { heartbeatJob } from "../jobs/handlers/heartbeat.ts";
 import type { JobHandler } from "../jobs/job_handler.ts";
 import { transactionJob } from "../jobs/handlers/transaction.ts";
 import { runWorker } from "../jobs/worker.ts";
-import { counterValues, createMetrics, type Metrics } from "../lib/metrics.ts";
+import { createMetrics, type Metrics } from "../lib/metrics.ts";
 import { openQueueBackend, type QueueBackend } from "../queue/open_queues.ts";
 import type { ReliableQueue } from "../queue/reliable_queue.ts";
-import { guardApi } from "../http/middleware/api_guard.ts";
 import { notFound, onError } from "../http/error_handler.ts";
-import { type Check, healthRoutes } from "../http/routes/health.ts";
-import { proxyRoutes } from "../http/routes/proxies.ts";
+import { mountRoutes } from "../http/mount_routes.ts";
+import { statusView } from "./status_view.ts";
 
 const log = getLogger(["gateway"]);
 
@@ -112,25 +111,8 @@ export class Gateway {
     const needsStore = roles.has("worker") || roles.has("api") || roles.has("downlink") || embeddedBroker;
 
     try {
-      if (needsStore) {
-        const store = openStore(config);
-        this.#store = store;
-        this.#onClose("store", () => store.close());
-        await store.migrate();
-        log.info("Database ready ({dialect})", { dialect: store.dialect });
-      }
-      if (needsQueue) {
-        const queues = openQueueBackend(config);
-        this.#queues = queues;
-        this.#onClose("queues", () => queues.close());
-        const incoming = queues.queue(config.redis.incomingQueue, `${config.mqtt.clientId}:uplink`);
-        this.#incoming = incoming;
-        // Read on every scrape of /metrics (a handle of its own: depth() only reads).
-        const outgoing = queues.queue(config.redis.outgoingQueue, `${config.mqtt.clientId}:metrics`);
-        this.#outgoing = outgoing;
-        this.metrics.watchQueueDepth(incoming.name, () => incoming.depth());
-        this.metrics.watchQueueDepth(outgoing.name, () => outgoing.depth());
-      }
+      if (needsStore) await this.#openStore();
+      if (needsQueue) this.#openQueues();
       // Commands, machine credentials and the HTTP API; built before the broker, whose auth it provides.
       const commands = new CommandCenter({
         config,
@@ -141,85 +123,11 @@ export class Gateway {
         signal: this.signal,
       });
       this.#commands = commands;
-      let broker = config.mqtt.url
-        ? { url: config.mqtt.url, username: config.mqtt.username, password: config.mqtt.password }
-        : undefined;
-      if (embeddedBroker) broker = await this.#startEmbeddedBroker(commands);
-      const mqttOptions = needsBroker
-        ? {
-          url: broker!.url,
-          clientId: config.mqtt.clientId,
-          username: broker!.username,
-          password: broker!.password,
-          keepalive: config.mqtt.keepalive,
-          // aedes speaks MQTT 3.1.1 only.
-          protocolVersion: embeddedBroker ? 4 as const : config.mqtt.protocolVersion,
-          clean: false,
-          sessionExpiry: config.mqtt.sessionExpiry,
-          reconnectDelayMs: config.mqtt.reconnectDelayMs,
-          reconnectMaxDelayMs: config.mqtt.reconnectMaxDelayMs,
-        }
-        : undefined;
-      if (mqttOptions) {
-        const connection = new MqttConnection(mqttOptions, this.metrics);
-        this.#connection = connection;
-        this.#onClose("mqtt", () => connection.close());
-        if (embeddedBroker) {
-          // Subscribe for real (not just on a later connect) before machines are let in.
-          await connection.waitConnected(AbortSignal.any([this.signal, AbortSignal.timeout(10_000)])).catch(
-            (error) => {
-              throw new Error(`Cannot connect to the embedded MQTT broker at ${broker!.url}`, {
-                cause: error,
-              });
-            },
-          );
-        }
-      }
+      const mqttOptions = needsBroker ? await this.#connectBroker(commands, embeddedBroker) : undefined;
       if (roles.has("worker")) this.#startWorkers();
-      if (roles.has("uplink")) {
-        // Shared subscriptions need a broker that has them; the embedded one does not.
-        const shareGroup = config.mqtt.url ? config.mqtt.shareGroup : "";
-        // mqtt.js handles one acknowledged message at a time per connection (its PUBACK waits for
-        // the queue push), so more connections in the share group keep more pushes in flight.
-        const connections = [this.#connection!];
-        const extra = shareGroup ? config.mqtt.uplinkConnections - 1 : 0;
-        if (config.mqtt.url && !shareGroup && config.mqtt.uplinkConnections > 1) {
-          log.warn("MQTT_UPLINK_CONNECTIONS > 1 needs shared subscriptions (MQTT_SHARE_GROUP); using 1");
-        }
-        for (let i = 1; i <= extra; i++) {
-          const extraConnection = new MqttConnection({
-            ...mqttOptions!,
-            clientId: `${config.mqtt.clientId}-uplink-${i}`,
-            name: `uplink-${i}`,
-          }, this.metrics);
-          this.#onClose(`mqtt uplink-${i}`, () => extraConnection.close());
-          connections.push(extraConnection);
-        }
-        const batcher = new PushBatcher(this.#incoming!);
-        for (const connection of connections) {
-          await startUplink({
-            connection,
-            queue: this.#incoming!,
-            batcher,
-            maxPayloadBytes: config.mqtt.maxPayloadBytes,
-            shareGroup,
-            metrics: this.metrics,
-            signal: this.signal,
-          });
-        }
-      }
-      if (devicesOn) {
-        const devices = new DeviceService({
-          connection: this.#connection!,
-          proxies: config.devices.proxies,
-          bufferSize: config.devices.eventBuffer,
-          summaryIntervalMs: config.devices.summaryIntervalMs,
-          metrics: this.metrics,
-        });
-        this.#devices = devices;
-        this.#onClose("devices", () => devices.close());
-        await devices.start();
-      } else if (roles.has("devices") && roles.size === 1) {
+      if (roles.has("uplink")) await this.#startUplinks(mqttOptions!);
+      if (devicesOn) await this.#startDevices();
+      else if (roles.has("devices") && roles.size === 1) {
         log.warn("Role devices has no proxies to check: set DEVICE_PROXIES or DEVICE_PROXIES_FILE");
       }
       // Closed before the broker connection and queues, once its loops have finished.
@@ -227,11 +135,127 @@ export class Gateway {
       await commands.start(this.#connection);
       // Machines may connect once the uplink subscriptions exist: nothing they send is dropped.
       this.#broker?.admit();
-      this.#mountRoutes();
+      mountRoutes(this.app, {
+        connection: this.#connection,
+        queues: this.#queues,
+        store: this.#store,
+        status: () => this.status(),
+        metrics: this.metrics,
+        guard: {
+          apiToken: this.apiToken,
+          maxBodyBytes: this.config.http.maxBodyBytes,
+          maxInFlight: this.config.http.maxInFlight,
+        },
+        api: this.#commands?.api,
+        devices: this.#devices,
+      });
     } catch (error) {
       await this.close();
       throw error;
     }
+  }
+
+  async #openStore(): Promise<void> {
+    const store = openStore(this.config.database);
+    this.#store = store;
+    this.#onClose("store", () => store.close());
+    await store.migrate();
+    log.info("Database ready ({dialect})", { dialect: store.dialect });
+  }
+
+  #openQueues(): void {
+    const { config } = this;
+    const queues = openQueueBackend({ redisUrl: config.redis.url, dataDir: config.database.dataDir });
+    this.#queues = queues;
+    this.#onClose("queues", () => queues.close());
+    const incoming = queues.queue(config.redis.incomingQueue, `${config.mqtt.clientId}:uplink`);
+    this.#incoming = incoming;
+    // Read on every scrape of /metrics (a handle of its own: depth() only reads).
+    const outgoing = queues.queue(config.redis.outgoingQueue, `${config.mqtt.clientId}:metrics`);
+    this.#outgoing = outgoing;
+    this.metrics.watchQueueDepth(incoming.name, () => incoming.depth());
+    this.metrics.watchQueueDepth(outgoing.name, () => outgoing.depth());
+  }
+
+  /** Starts the embedded broker when no `MQTT_URL` is set, then the gateway's own connection. */
+  async #connectBroker(commands: CommandCenter, embeddedBroker: boolean): Promise<MqttConnectionOptions> {
+    const { config } = this;
+    const broker = embeddedBroker
+      ? await this.#startEmbeddedBroker(commands)
+      : { url: config.mqtt.url!, username: config.mqtt.username, password: config.mqtt.password };
+    const mqttOptions: MqttConnectionOptions = {
+      url: broker.url,
+      clientId: config.mqtt.clientId,
+      username: broker.username,
+      password: broker.password,
+      keepalive: config.mqtt.keepalive,
+      // aedes speaks MQTT 3.1.1 only.
+      protocolVersion: embeddedBroker ? 4 as const : config.mqtt.protocolVersion,
+      clean: false,
+      sessionExpiry: config.mqtt.sessionExpiry,
+      reconnectDelayMs: config.mqtt.reconnectDelayMs,
+      reconnectMaxDelayMs: config.mqtt.reconnectMaxDelayMs,
+    };
+    const connection = new MqttConnection(mqttOptions, this.metrics);
+    this.#connection = connection;
+    this.#onClose("mqtt", () => connection.close());
+    if (embeddedBroker) {
+      // Subscribe for real (not just on a later connect) before machines are let in.
+      await connection.waitConnected(AbortSignal.any([this.signal, AbortSignal.timeout(10_000)])).catch(
+        (error) => {
+          throw new Error(`Cannot connect to the embedded MQTT broker at ${broker.url}`, { cause: error });
+        },
+      );
+    }
+    return mqttOptions;
+  }
+
+  async #startUplinks(mqttOptions: MqttConnectionOptions): Promise<void> {
+    const { config } = this;
+    // Shared subscriptions need a broker that has them; the embedded one does not.
+    const shareGroup = config.mqtt.url ? config.mqtt.shareGroup : "";
+    // mqtt.js handles one acknowledged message at a time per connection (its PUBACK waits for
+    // the queue push), so more connections in the share group keep more pushes in flight.
+    const connections = [this.#connection!];
+    const extra = shareGroup ? config.mqtt.uplinkConnections - 1 : 0;
+    if (config.mqtt.url && !shareGroup && config.mqtt.uplinkConnections > 1) {
+      log.warn("MQTT_UPLINK_CONNECTIONS > 1 needs shared subscriptions (MQTT_SHARE_GROUP); using 1");
+    }
+    for (let i = 1; i <= extra; i++) {
+      const extraConnection = new MqttConnection({
+        ...mqttOptions,
+        clientId: `${config.mqtt.clientId}-uplink-${i}`,
+        name: `uplink-${i}`,
+      }, this.metrics);
+      this.#onClose(`mqtt uplink-${i}`, () => extraConnection.close());
+      connections.push(extraConnection);
+    }
+    const batcher = new PushBatcher(this.#incoming!);
+    for (const connection of connections) {
+      await startUplink({
+        connection,
+        queue: this.#incoming!,
+        batcher,
+        maxPayloadBytes: config.mqtt.maxPayloadBytes,
+        shareGroup,
+        metrics: this.metrics,
+        signal: this.signal,
+      });
+    }
+  }
+
+  async #startDevices(): Promise<void> {
+    const { devices: d } = this.config;
+    const devices = new DeviceService({
+      connection: this.#connection!,
+      proxies: d.proxies,
+      bufferSize: d.eventBuffer,
+      summaryIntervalMs: d.summaryIntervalMs,
+      metrics: this.metrics,
+    });
+    this.#devices = devices;
+    this.#onClose("devices", () => devices.close());
+    await devices.start();
   }
 
   /**
@@ -290,77 +314,18 @@ export class Gateway {
     }
   }
 
-  #mountRoutes(): void {
-    const checks: Record<string, Check> = {};
-    if (this.#connection) {
-      const connection = this.#connection;
-      checks.broker = () => {
-        if (!connection.connected) throw new Error(`not connected to ${connection.broker}`);
-      };
-    }
-    if (this.#queues) checks.queue = () => this.#queues!.ping();
-    if (this.#store) checks.database = () => this.#store!.ping();
-    this.app.route("/", healthRoutes({ checks, status: () => this.status(), metrics: this.metrics }));
-    // Before the routes it protects: Hono applies middleware only to routes registered after it.
-    guardApi(this.app, {
-      apiToken: this.apiToken,
-      maxBodyBytes: this.config.http.maxBodyBytes,
-      maxInFlight: this.config.http.maxInFlight,
-    });
-    if (this.#commands?.api) this.app.route("/", this.#commands.api);
-    if (this.#devices) this.app.route("/", proxyRoutes(this.#devices));
-  }
-
   /** What `GET /mqtt/status` shows. */
-  async status(): Promise<Record<string, unknown>> {
-    const m = this.metrics;
-    const [received, queued, acked, rejected, dead] = await Promise.all([
-      counterValues(m.received, "type"),
-      counterValues(m.queued, "type"),
-      counterValues(m.acked, "type"),
-      counterValues(m.rejected, "reason"),
-      counterValues(m.deadLettered),
-    ]);
-    const depths: Record<string, unknown> = {};
-    for (const queue of [this.#incoming, this.#outgoing]) {
-      if (!queue) continue;
-      try {
-        const depth = await queue.depth();
-        depths[queue.name] = depth;
-        for (const [state, value] of Object.entries(depth)) {
-          m.queueDepth.set({ queue: queue.name, state }, value);
-        }
-      } catch (error) {
-        depths[queue.name] = { error: (error as Error).message };
-      }
-    }
-    const connection = this.#connection?.status();
-    return {
-      connected: connection?.connected ?? false,
-      broker: connection?.broker ?? null,
-      client_id: connection?.clientId ?? null,
-      state: connection?.state ?? "disabled",
-      subscriptions: connection?.subscriptions ?? [],
-      connection: connection ?? null,
-      roles: [...this.config.roles],
-      backends: {
-        broker: this.#broker ? "embedded" : this.#connection ? "external" : null,
-        queue: this.#queues?.kind ?? null,
-        database: this.#store?.dialect ?? null,
-      },
-      counters: {
-        received: received.total,
-        queued: queued.total,
-        acked: acked.total,
-        rejected: rejected.total,
-        dead_lettered: dead.total,
-        received_by_type: received.by,
-        rejected_by_reason: rejected.by,
-      },
-      queues: depths,
-      devices: this.#devices?.status() ?? null,
-      embedded_broker: this.#broker?.status() ?? null,
-    };
+  status(): Promise<Record<string, unknown>> {
+    return statusView({
+      metrics: this.metrics,
+      roles: this.config.roles,
+      queues: [this.#incoming, this.#outgoing].filter((q) => q !== undefined),
+      queueKind: this.#queues?.kind,
+      connection: this.#connection,
+      embeddedBroker: this.#broker,
+      store: this.#store,
+      devices: this.#devices,
+    });
   }
 
   #onClose(name: string, run: Cleanup["run"]): void {

@@ -9,8 +9,8 @@
  * - the gateway's own identity may publish and subscribe anywhere (it alone publishes commands);
  * - anything else is denied.
  */
-import { UPLINK_TYPES } from "../uplink/uplink.ts";
-import { SERIAL_NO } from "../contract/incoming_job.ts";
+import { SERIAL_NO } from "../contract/identity.ts";
+import { commandTopic, machineUplinkTopics } from "../contract/topics.ts";
 import type { MqttAction } from "./broker_auth.ts";
 
 export interface MachineTopics {
@@ -21,8 +21,8 @@ export interface MachineTopics {
 /** The exact topics a machine may use; nothing else is allowed for it. */
 export function machineTopics(serialNo: string): MachineTopics {
   return {
-    publish: Object.keys(UPLINK_TYPES).map((suffix) => `machine/${serialNo}/${suffix}`),
-    subscribe: [`machine/${serialNo}/command`],
+    publish: machineUplinkTopics(serialNo),
+    subscribe: [commandTopic(serialNo)],
   };
 }
 

@@ -9,7 +9,7 @@
  *   another client's session, the gateway's included);
  * - topics follow `machine_acl.ts`; everything else is denied.
  */
-import { SERIAL_NO } from "../contract/incoming_job.ts";
+import { SERIAL_NO } from "../contract/identity.ts";
 import { constantTimeEqual } from "../lib/constant_time_equal.ts";
 import type { AuthnResult, BrokerAuth, MqttAction } from "./broker_auth.ts";
 import { isTopicAllowed } from "./machine_acl.ts";

@@ -10,7 +10,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { getLogger } from "@logtape/logtape";
 import type { Store } from "../db/store.ts";
 import { ConflictError, NotFoundError, UnavailableError, ValidationError } from "../lib/errors.ts";
-import { SERIAL_NO } from "../contract/incoming_job.ts";
+import { SERIAL_NO } from "../contract/identity.ts";
 import { constantTimeEqual } from "../lib/constant_time_equal.ts";
 import type { CredentialCache } from "./credential_cache.ts";
 import { machineTopics } from "./machine_acl.ts";

@@ -38,7 +38,7 @@ import { getLogger } from "@logtape/logtape";
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from "aedes";
 import type { BrokerAuth, MqttAction } from "../auth/broker_auth.ts";
 import { PublishGate } from "./publish_gate.ts";
-import { parseUplinkTopic } from "../uplink/uplink.ts";
+import { parseUplinkTopic } from "../contract/topics.ts";
 
 const log = getLogger(["gateway", "broker"]);
 

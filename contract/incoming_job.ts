@@ -5,8 +5,7 @@
  * the gateway's UTC offset and no fraction (`2026-04-14T09:00:00+08:00`).
  */
 import { z } from "zod";
-
-export const SERIAL_NO = /^[A-Za-z0-9_-]{1,64}$/;
+import { SERIAL_NO } from "./identity.ts";
 
 export const bridgePayloadSchema = z.object({
   type: z.string().min(1),

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { bridgePayloadSchema, encodeBridgePayload, formatReceivedAt, SERIAL_NO } from "./incoming_job.ts";
+import { SERIAL_NO } from "./identity.ts";
+import { bridgePayloadSchema, encodeBridgePayload, formatReceivedAt } from "./incoming_job.ts";
 
 Deno.test("received_at is ISO 8601 with the UTC offset and no fraction, like the seed", () => {
   const at = new Date("2026-04-14T01:00:00.123Z");

@@ -10,11 +10,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
-import type { CommandRecord } from "../db/store.ts";
-import { SERIAL_NO } from "./incoming_job.ts";
-
-export const COMMAND_NAME = /^[A-Za-z0-9_.:-]{1,64}$/;
-export const MESSAGE_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
+import { COMMAND_NAME, MESSAGE_ID, SERIAL_NO } from "./identity.ts";
 
 export const outgoingCommandSchema = z.looseObject({
   target: z.string().regex(SERIAL_NO, "is not a valid serial_no"),
@@ -43,7 +39,7 @@ export interface CommandMessage {
 
 /** The message for a stored command (what the downlink publishes and the API queues). */
 export function commandMessageOf(
-  c: Pick<CommandRecord, "serialNo" | "command" | "payload" | "messageId">,
+  c: { serialNo: string; command: string; payload: Record<string, unknown>; messageId: string },
 ): CommandMessage {
   return { target: c.serialNo, command: c.command, payload: c.payload, message_id: c.messageId };
 }
@@ -65,8 +61,4 @@ export function encodeCommandMessage(m: CommandMessage): string {
 /** `MSG_` + milliseconds + 8 random hex digits: unique, and sorts by time like seed 004's ids. */
 export function newMessageId(now = Date.now()): string {
   return `MSG_${now}${randomBytes(4).toString("hex")}`;
-}
-
-export function commandTopic(serialNo: string): string {
-  return `machine/${serialNo}/command`;
 }

@@ -4,12 +4,17 @@
  * embedded SQLite file `gateway.db` in `DATA_DIR` (created if missing). Same interface, same meaning.
  */
 import { join } from "node:path";
-import type { Config } from "../config.ts";
 import { MysqlStore } from "./mysql/mysql_store.ts";
 import { SqliteStore } from "./sqlite/sqlite_store.ts";
 import type { Store } from "./store.ts";
 
-export function openStore(config: Config): Store {
-  if (!config.database.url) return new SqliteStore({ path: join(config.database.dataDir, "gateway.db") });
-  return new MysqlStore({ url: config.database.url });
+/** The part of the configuration the store needs (`DATABASE_URL`, `DATA_DIR`). */
+export interface StoreOptions {
+  url?: string;
+  dataDir: string;
+}
+
+export function openStore(o: StoreOptions): Store {
+  if (!o.url) return new SqliteStore({ path: join(o.dataDir, "gateway.db") });
+  return new MysqlStore({ url: o.url });
 }

@@ -21,21 +21,22 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { CommandRecord, Store } from "../db/store.ts";
-import { describeIssues } from "../jobs/dispatcher.ts";
+import { describeIssues } from "../lib/describe_issues.ts";
 import { sleep } from "../lib/sleep.ts";
 import type { Metrics } from "../lib/metrics.ts";
-import { backoffDelay, type Lease, type ReliableQueue } from "../queue/reliable_queue.ts";
+import { backoffDelay } from "../lib/backoff_delay.ts";
+import type { Lease, ReliableQueue } from "../queue/reliable_queue.ts";
 import type { CommandHandoff } from "./command_handoff.ts";
 import type { DownlinkLock } from "./downlink_lock.ts";
 import type { MqttConnection } from "../mqtt/mqtt_connection.ts";
 import {
   commandMessageOf,
-  commandTopic,
   encodeCommandMessage,
   newMessageId,
   type OutgoingCommand,
   outgoingCommandSchema,
 } from "../contract/outgoing_command.ts";
+import { commandTopic } from "../contract/topics.ts";
 
 const log = getLogger(["gateway", "downlink"]);
 
@@ -71,33 +72,144 @@ type Parsed =
   | { lease: Lease; invalid: string };
 /** sent: published, ack the lease; done: ack it; dead: moved to the dead letters; release: hand it back. */
 type Outcome = "sent" | "done" | "dead" | "release";
+/** Per leased element: publish the stored row, or an outcome decided at once. */
+type Step = Outcome | CommandRecord;
+/** A leased batch; `results` once all its publishes have ended. */
+interface Batch {
+  items: Parsed[];
+  plan: Step[];
+  outcomes?: Promise<void>;
+  results?: Outcome[];
+}
 
 /** Runs until `signal` aborts; commands in hand are published and acked, or handed back. */
-export async function runDownlink(o: DownlinkOptions): Promise<void> {
-  const now = o.now ?? (() => new Date());
-  const retryBase = o.retryBaseMs ?? 200;
-  const retryMax = o.retryMaxMs ?? 10_000;
-  let recovered = false;
-  let failures = 0;
+export function runDownlink(o: DownlinkOptions): Promise<void> {
+  return new Downlink(o).run();
+}
 
-  /** Runs `fn` until it succeeds; undefined when shutting down first. */
-  const persist = async <T>(what: string, fn: () => Promise<T>): Promise<{ value: T } | undefined> => {
-    for (let attempt = 1; !o.signal.aborted; attempt++) {
-      try {
-        return { value: await fn() };
-      } catch (error) {
-        log.error("Cannot {what} (attempt {attempt}): {error}", { what, attempt, error });
-        await sleep(backoffDelay(attempt, retryBase, retryMax), o.signal);
+/**
+ * The downlink loop. Each turn: hold the lock, recover once, take a batch (`#next`),
+ * record it (`#prepare`), publish each machine's commands in order, and let the
+ * finisher record `sent` and ack the leases of the batches that have ended.
+ */
+export class Downlink {
+  readonly #o: DownlinkOptions;
+  readonly #now: () => Date;
+  readonly #retryBase: number;
+  readonly #retryMax: number;
+  readonly #encoder = new TextEncoder();
+  #recovered = false;
+  #failures = 0;
+  /**
+   * Being published, or published with `sent` not recorded yet: a second copy of the command in a
+   * later batch must not go out again.
+   */
+  readonly #claimed = new Set<string>();
+  /**
+   * The last publish of each machine still in flight: the next command of that machine waits for
+   * it (order), and is handed back without publishing if it was handed back (a hand-back means
+   * shutdown, a lost lock or a lost broker: nothing of that machine may overtake it).
+   */
+  readonly #machines = new Map<string, Promise<Outcome>>();
+  /** Batches leased and not finished yet, in lease order. */
+  readonly #batches: Batch[] = [];
+  /** Leases to hand back, in lease order; handed back together once nothing is in flight. */
+  #back: Lease[] = [];
+  #finisher: Promise<void> | undefined;
+  #freed: (() => void) | undefined;
+
+  constructor(o: DownlinkOptions) {
+    this.#o = o;
+    this.#now = o.now ?? (() => new Date());
+    this.#retryBase = o.retryBaseMs ?? 200;
+    this.#retryMax = o.retryMaxMs ?? 10_000;
+  }
+
+  /** Runs until the signal aborts; commands in hand are published and acked, or handed back. */
+  async run(): Promise<void> {
+    const o = this.#o;
+    // A lease waiting for the list ends at once on shutdown.
+    const interrupt = () => o.queue.interrupt?.();
+    o.signal.addEventListener("abort", interrupt, { once: true });
+    try {
+      while (!o.signal.aborted) {
+        if (!await this.#holdLock()) break;
+        if (this.#back.length > 0) await this.#drain(); // nothing is taken past a hand-back
+        if (!await this.#recoverOnce()) break;
+        const items = await this.#nextOrBackOff();
+        if (items === undefined) {
+          if (o.signal.aborted) break;
+          continue;
+        }
+        if (items.length === 0) continue;
+        this.#dispatch(items, await this.#prepare(items));
+        await this.#boundPipeline();
       }
+    } finally {
+      o.signal.removeEventListener("abort", interrupt);
+      await this.#drain(await o.handoff?.detach());
+      await o.lock?.release();
     }
-    return undefined;
-  };
+  }
 
-  const encoder = new TextEncoder();
-  const parse = (lease: Lease): Parsed => {
-    const size = encoder.encode(lease.raw).length;
-    if (o.maxBytes !== undefined && size > o.maxBytes) {
-      return { lease, invalid: `Command of ${size} bytes exceeds ${o.maxBytes} (HTTP_MAX_BODY_BYTES)` };
+  /** With a lock: on losing it, hands everything back and waits to hold it again. False: stopping. */
+  async #holdLock(): Promise<boolean> {
+    const { lock, handoff, signal } = this.#o;
+    if (!lock || lock.held) return true;
+    await this.#drain(await handoff?.detach());
+    this.#recovered = false;
+    return await lock.acquire(signal);
+  }
+
+  /** Once per lock tenure: puts back what a stopped gateway left, then opens the fast lane. */
+  async #recoverOnce(): Promise<boolean> {
+    if (this.#recovered) return true;
+    const o = this.#o;
+    const recover = await this.#persist("recover unfinished commands", () => o.queue.recover());
+    if (recover === undefined) return false;
+    if (recover.value > 0) {
+      log.info("Put back {count} commands left unfinished by a stopped gateway", { count: recover.value });
+    }
+    this.#recovered = true;
+    const lock = o.lock;
+    o.handoff?.attach(o.queue, lock ? () => lock.held ? lock.fence : undefined : undefined);
+    return true;
+  }
+
+  /** The next batch, or undefined after a failed lease (backed off). */
+  async #nextOrBackOff(): Promise<Parsed[] | undefined> {
+    try {
+      const items = await this.#next();
+      this.#failures = 0;
+      return items;
+    } catch (error) {
+      if (this.#o.signal.aborted) return undefined;
+      this.#failures++;
+      log.error("Cannot lease commands from {queue}: {error}", { queue: this.#o.queue.name, error });
+      await sleep(backoffDelay(this.#failures, this.#retryBase, this.#retryMax), this.#o.signal);
+      return undefined;
+    }
+  }
+
+  /** Takes the next batch: what the intake handed over first, else a lease from the list. */
+  async #next(): Promise<Parsed[]> {
+    const o = this.#o;
+    const handed = o.handoff?.take(o.batchSize ?? 100);
+    if (handed) {
+      return handed.leases.map((lease) => {
+        const row = handed.records.get(lease.raw);
+        if (!row) return this.#parse(lease);
+        return { lease, command: { ...commandMessageOf(row), origin: "api" }, row };
+      });
+    }
+    return (await o.queue.lease(o.batchSize ?? 100, o.blockMs ?? 1000, o.signal)).map((l) => this.#parse(l));
+  }
+
+  #parse(lease: Lease): Parsed {
+    const { maxBytes } = this.#o;
+    const size = this.#encoder.encode(lease.raw).length;
+    if (maxBytes !== undefined && size > maxBytes) {
+      return { lease, invalid: `Command of ${size} bytes exceeds ${maxBytes} (HTTP_MAX_BODY_BYTES)` };
     }
     let json: unknown;
     try {
@@ -108,55 +220,56 @@ export async function runDownlink(o: DownlinkOptions): Promise<void> {
     const result = outgoingCommandSchema.safeParse(json);
     if (!result.success) return { lease, invalid: `Cannot parse command: ${describeIssues(result.error)}` };
     return { lease, command: result.data };
-  };
-
-  const expire = async (row: CommandRecord): Promise<void> => {
-    const changed = await persist(
-      `expire command ${row.messageId}`,
-      () => o.store.finishQueuedCommand(row.messageId, "expired", now()),
-    );
-    if (changed?.value) {
-      o.metrics?.commands.inc({ status: "expired" });
-      log.info("Command {messageId} for {serialNo} expired before it could be sent", {
-        messageId: row.messageId,
-        serialNo: row.serialNo,
-      });
-    }
-  };
-
-  const deadLetter = async (lease: Lease, reason: string): Promise<Outcome> => {
-    log.warn("Dead-lettering an outgoing command: {reason}", { reason });
-    const moved = await persist("dead-letter a command", () => o.queue.deadLetter(lease, reason));
-    if (moved === undefined) return "release";
-    o.metrics?.deadLettered.inc({ queue: o.queue.name });
-    return "dead";
-  };
-
-  /**
-   * Being published, or published with `sent` not recorded yet: a second copy of the command in a
-   * later batch must not go out again.
-   */
-  const claimed = new Set<string>();
+  }
 
   /**
    * Records the batch's commands in one or two statements (a producer's push has no row yet; the
    * API's have), then says for each what to do: publish the stored row, or an outcome at once.
    */
-  const prepare = async (items: Parsed[]): Promise<(Outcome | CommandRecord)[]> => {
-    const accepted = now();
-    // A producer's push without message_id gets its id written into the leased element first:
-    // after a crash, recovery puts back the element with that id, so the command is recorded and
-    // published under one id, never again under a second one (a second dispense).
+  async #prepare(items: Parsed[]): Promise<Step[]> {
+    const accepted = this.#now();
+    if (!await this.#stampMessageIds(items, accepted)) return items.map(() => "release");
+    const rows = await this.#record(items, accepted);
+    if (!rows) return items.map(() => "release");
+    const plan: Step[] = [];
+    for (const [i, item] of items.entries()) plan.push(await this.#stepFor(item, rows.get(i)));
+    // The same message_id twice in one batch: only its first copy is published.
+    for (const [i, step] of plan.entries()) {
+      if (typeof step === "string") continue;
+      if (this.#claimed.has(step.messageId)) plan[i] = "done";
+      this.#claimed.add(step.messageId);
+    }
+    return plan;
+  }
+
+  /**
+   * A producer's push without message_id gets its id written into the leased element first: after
+   * a crash, recovery puts back the element with that id, so the command is recorded and published
+   * under one id, never again under a second one (a second dispense). False: stopping.
+   */
+  async #stampMessageIds(items: Parsed[], accepted: Date): Promise<boolean> {
     for (const [i, item] of items.entries()) {
       if (!("command" in item) || item.command.message_id) continue;
       const messageId = newMessageId(accepted.getTime());
       const raw = JSON.stringify({ ...JSON.parse(item.lease.raw), message_id: messageId });
-      const stamped = await persist("give a command its message_id", () => o.queue.rewrite(item.lease, raw));
-      if (!stamped) return items.map(() => "release");
+      const stamped = await this.#persist(
+        "give a command its message_id",
+        () => this.#o.queue.rewrite(item.lease, raw),
+      );
+      if (!stamped) return false;
       items[i] = { lease: stamped.value, command: { ...item.command, message_id: messageId } };
     }
+    return true;
+  }
+
+  /** Each valid item's row, by index: created now for a producer's push, as handed over for the API's. */
+  async #record(
+    items: Parsed[],
+    accepted: Date,
+  ): Promise<Map<number, { command: CommandRecord; created: boolean }> | undefined> {
+    const o = this.#o;
     const valid = items.flatMap((item, i) => "command" in item && !item.row ? [{ i, c: item.command }] : []);
-    const stored = valid.length === 0 ? { value: [] } : await persist(
+    const stored = valid.length === 0 ? { value: [] } : await this.#persist(
       `record ${valid.length} commands`,
       () =>
         o.store.createCommands(valid.map(({ c }) => ({
@@ -169,70 +282,97 @@ export async function runDownlink(o: DownlinkOptions): Promise<void> {
           expiresAt: new Date(accepted.getTime() + o.defaultTtlSeconds * 1000),
         }))),
     );
-    const plan: (Outcome | CommandRecord)[] = items.map(() => "release");
-    if (!stored) return plan;
+    if (!stored) return undefined;
     const rows = new Map(valid.map(({ i }, k) => [i, stored.value[k]!]));
     for (const [i, item] of items.entries()) {
       // Counted as queued by the intake that stored it.
       if ("row" in item && item.row) rows.set(i, { command: item.row, created: false });
     }
-    for (const [i, item] of items.entries()) {
-      if ("invalid" in item) {
-        plan[i] = await deadLetter(item.lease, item.invalid);
-        continue;
-      }
-      const { command: row, created } = rows.get(i)!;
-      if (created && item.command.origin === "api") {
-        // The API stores the row before or while it queues the element: without one, its request
-        // failed (the client was told so, or got no answer) and the command must not go out.
-        const failed = await persist(
-          `mark command ${row.messageId} failed`,
-          () =>
-            o.store.finishQueuedCommand(row.messageId, "failed", now(), {
-              error: "the API's request failed before the command was stored",
-            }),
-        );
-        if (!failed) {
-          plan[i] = "release";
-          continue;
-        }
-        log.warn("Command {messageId} for {serialNo} was queued by a request that failed; not sent", {
-          messageId: row.messageId,
-          serialNo: row.serialNo,
-        });
-        o.metrics?.commands.inc({ status: "failed" });
-        plan[i] = "done";
-        continue;
-      }
-      if (created) o.metrics?.commands.inc({ status: "queued" });
-      if (row.serialNo !== item.command.target) {
-        plan[i] = await deadLetter(
-          item.lease,
-          `message_id ${row.messageId} already belongs to a command for ${row.serialNo}`,
-        );
-      } else if (row.status !== "queued" || claimed.has(row.messageId)) {
-        log.info("Command {messageId} is already {status}; not publishing it again", {
-          messageId: row.messageId,
-          status: claimed.has(row.messageId) ? "being sent" : row.status,
-        });
-        plan[i] = "done";
-      } else plan[i] = row;
+    return rows;
+  }
+
+  /** What to do with one recorded (or invalid) item. */
+  async #stepFor(
+    item: Parsed,
+    stored: { command: CommandRecord; created: boolean } | undefined,
+  ): Promise<Step> {
+    const o = this.#o;
+    if ("invalid" in item) return await this.#deadLetter(item.lease, item.invalid);
+    const { command: row, created } = stored!;
+    if (created && item.command.origin === "api") return await this.#failOrphan(row);
+    if (created) o.metrics?.commands.inc({ status: "queued" });
+    if (row.serialNo !== item.command.target) {
+      return await this.#deadLetter(
+        item.lease,
+        `message_id ${row.messageId} already belongs to a command for ${row.serialNo}`,
+      );
     }
-    // The same message_id twice in one batch: only its first copy is published.
-    for (const [i, step] of plan.entries()) {
-      if (typeof step === "string") continue;
-      if (claimed.has(step.messageId)) plan[i] = "done";
-      claimed.add(step.messageId);
+    if (row.status !== "queued" || this.#claimed.has(row.messageId)) {
+      log.info("Command {messageId} is already {status}; not publishing it again", {
+        messageId: row.messageId,
+        status: this.#claimed.has(row.messageId) ? "being sent" : row.status,
+      });
+      return "done";
     }
-    return plan;
-  };
+    return row;
+  }
+
+  /**
+   * The API stores the row before or while it queues the element: without one, its request failed
+   * (the client was told so, or got no answer) and the command must not go out.
+   */
+  async #failOrphan(row: CommandRecord): Promise<Outcome> {
+    const o = this.#o;
+    const failed = await this.#persist(
+      `mark command ${row.messageId} failed`,
+      () =>
+        o.store.finishQueuedCommand(row.messageId, "failed", this.#now(), {
+          error: "the API's request failed before the command was stored",
+        }),
+    );
+    if (!failed) return "release";
+    log.warn("Command {messageId} for {serialNo} was queued by a request that failed; not sent", {
+      messageId: row.messageId,
+      serialNo: row.serialNo,
+    });
+    o.metrics?.commands.inc({ status: "failed" });
+    return "done";
+  }
+
+  /** Publishes the batch's rows (each machine's in order) and starts the finisher. */
+  #dispatch(items: Parsed[], plan: Step[]): void {
+    const batch: Batch = { items, plan };
+    this.#batches.push(batch);
+    batch.outcomes = Promise.all(
+      plan.map((step) => typeof step === "string" ? step : this.#publishInOrder(step)),
+    ).then((results) => void (batch.results = results));
+    this.#finisher ??= this.#runFinisher();
+  }
+
+  /** Bounded pipeline: beyond the limit, waits until the oldest batches are finished. */
+  async #boundPipeline(): Promise<void> {
+    while (this.#batches.length >= MAX_BATCHES_IN_FLIGHT) await new Promise<void>((r) => this.#freed = r);
+    this.#freed = undefined;
+  }
+
+  #publishInOrder(row: CommandRecord): Promise<Outcome> {
+    const machines = this.#machines;
+    const before = machines.get(row.serialNo);
+    const mine: Promise<Outcome> = before
+      ? before.then((prior) => prior === "release" ? "release" : this.#publish(row))
+      : this.#publish(row);
+    machines.set(row.serialNo, mine);
+    mine.finally(() => machines.get(row.serialNo) === mine && machines.delete(row.serialNo));
+    return mine;
+  }
 
   /** Publishes one stored command; retries until the broker takes it, it expires, or we stop. */
-  const publish = async (row: CommandRecord): Promise<Outcome> => {
+  async #publish(row: CommandRecord): Promise<Outcome> {
+    const o = this.#o;
     const body = encodeCommandMessage(commandMessageOf(row));
     for (let attempt = 1;; attempt++) {
-      if (row.expiresAt.getTime() <= now().getTime()) {
-        await expire(row);
+      if (row.expiresAt.getTime() <= this.#now().getTime()) {
+        await this.#expire(row);
         return "done";
       }
       if (o.signal.aborted || (o.lock && !o.lock.held)) return "release";
@@ -241,7 +381,7 @@ export async function runDownlink(o: DownlinkOptions): Promise<void> {
       } catch {
         return "release";
       }
-      const remaining = (row.expiresAt.getTime() - now().getTime()) / 1000;
+      const remaining = (row.expiresAt.getTime() - this.#now().getTime()) / 1000;
       if (remaining <= 0) continue;
       try {
         await o.connection.publish(commandTopic(row.serialNo), body, { qos: 1, expirySeconds: remaining });
@@ -259,35 +399,90 @@ export async function runDownlink(o: DownlinkOptions): Promise<void> {
           attempt,
           error,
         });
-        await sleep(backoffDelay(attempt, retryBase, retryMax), o.signal);
+        await sleep(backoffDelay(attempt, this.#retryBase, this.#retryMax), o.signal);
       }
     }
-  };
+  }
+
+  async #expire(row: CommandRecord): Promise<void> {
+    const o = this.#o;
+    const changed = await this.#persist(
+      `expire command ${row.messageId}`,
+      () => o.store.finishQueuedCommand(row.messageId, "expired", this.#now()),
+    );
+    if (changed?.value) {
+      o.metrics?.commands.inc({ status: "expired" });
+      log.info("Command {messageId} for {serialNo} expired before it could be sent", {
+        messageId: row.messageId,
+        serialNo: row.serialNo,
+      });
+    }
+  }
+
+  async #deadLetter(lease: Lease, reason: string): Promise<Outcome> {
+    const o = this.#o;
+    log.warn("Dead-lettering an outgoing command: {reason}", { reason });
+    const moved = await this.#persist("dead-letter a command", () => o.queue.deadLetter(lease, reason));
+    if (moved === undefined) return "release";
+    o.metrics?.deadLettered.inc({ queue: o.queue.name });
+    return "dead";
+  }
 
   /**
-   * The last publish of each machine still in flight: the next command of that machine waits for
-   * it (order), and is handed back without publishing if it was handed back (a hand-back means
-   * shutdown, a lost lock or a lost broker: nothing of that machine may overtake it).
+   * The batches' bookkeeping, in lease order, overlapping the next publishing: every batch whose
+   * publishes have all ended by then is finished in one go (one UPDATE, one ack).
    */
-  const machines = new Map<string, Promise<Outcome>>();
-  const publishInOrder = (row: CommandRecord): Promise<Outcome> => {
-    const before = machines.get(row.serialNo);
-    const mine: Promise<Outcome> = before
-      ? before.then((prior) => prior === "release" ? "release" : publish(row))
-      : publish(row);
-    machines.set(row.serialNo, mine);
-    mine.finally(() => machines.get(row.serialNo) === mine && machines.delete(row.serialNo));
-    return mine;
-  };
+  async #runFinisher(): Promise<void> {
+    const batches = this.#batches;
+    try {
+      while (batches.length > 0) {
+        await batches[0]!.outcomes;
+        // A moment for more batches to end, so one UPDATE and one ack serve more commands: the
+        // bookkeeping is off the commands' way, and each commit costs the database an fsync.
+        await sleep(FINISH_LINGER_MS);
+        let n = 0;
+        while (n < batches.length && batches[n]!.results) n++;
+        if (n === 0) continue;
+        const { rows, published, done } = this.#settle(batches.slice(0, n));
+        await this.#finish(rows, published, done).catch((error) =>
+          log.error("Cannot finish {count} commands: {error}", { count: rows.length, error })
+        );
+        batches.splice(0, n);
+        this.#freed?.();
+      }
+    } finally {
+      this.#finisher = undefined;
+    }
+  }
+
+  /** Sorts ended batches' leases into done and handed back, and their published rows. */
+  #settle(group: Batch[]): { rows: CommandRecord[]; published: string[]; done: Lease[] } {
+    const rows: CommandRecord[] = [];
+    const published: string[] = [];
+    const done: Lease[] = [];
+    for (const { items, plan, results } of group) {
+      plan.forEach((step, i) => {
+        const result = results![i];
+        // Stamped leases carry their message_id now.
+        if (result === "release") this.#back.push(items[i]!.lease);
+        else if (result === "done" || result === "sent") done.push(items[i]!.lease);
+        if (typeof step === "string") return;
+        rows.push(step);
+        if (result === "sent") published.push(step.messageId);
+      });
+    }
+    return { rows, published, done };
+  }
 
   /**
    * Records `sent` for what was published (one UPDATE), then acks the leases done. If recording
    * fails, the machine's ack or the TTL still ends the command; the lease is acked all the same.
    */
-  const finish = async (rows: CommandRecord[], published: string[], done: Lease[]): Promise<void> => {
+  async #finish(rows: CommandRecord[], published: string[], done: Lease[]): Promise<void> {
+    const o = this.#o;
     try {
       if (published.length > 0) {
-        await o.store.markCommandsSent(published, now());
+        await o.store.markCommandsSent(published, this.#now());
         o.metrics?.commands.inc({ status: "sent" }, published.length);
       }
     } catch (error) {
@@ -298,138 +493,35 @@ export async function runDownlink(o: DownlinkOptions): Promise<void> {
     }
     // Acked even while shutting down: these were published, and must not be published again.
     await ackPublished(o.queue, done);
-    for (const row of rows) claimed.delete(row.messageId);
-  };
+    for (const row of rows) this.#claimed.delete(row.messageId);
+  }
 
-  /** Batches leased and not finished yet, in lease order; `results` once all their publishes ended. */
-  const batches: {
-    items: Parsed[];
-    plan: (Outcome | CommandRecord)[];
-    outcomes?: Promise<void>;
-    results?: Outcome[];
-  }[] = [];
-  /** Leases to hand back, in lease order; handed back together once nothing is in flight. */
-  let back: Lease[] = [];
-  let finisher: Promise<void> | undefined;
-  let freed: (() => void) | undefined;
-  /**
-   * The batches' bookkeeping, in lease order, overlapping the next publishing: every batch whose
-   * publishes have all ended by then is finished in one go (one UPDATE, one ack).
-   */
-  const runFinisher = async (): Promise<void> => {
-    try {
-      while (batches.length > 0) {
-        await batches[0]!.outcomes;
-        // A moment for more batches to end, so one UPDATE and one ack serve more commands: the
-        // bookkeeping is off the commands' way, and each commit costs the database an fsync.
-        await sleep(FINISH_LINGER_MS);
-        let n = 0;
-        while (n < batches.length && batches[n]!.results) n++;
-        if (n === 0) continue;
-        const group = batches.slice(0, n);
-        const rows: CommandRecord[] = [];
-        const published: string[] = [];
-        const done: Lease[] = [];
-        for (const { items, plan, results } of group) {
-          plan.forEach((step, i) => {
-            const result = results![i];
-            // Stamped leases carry their message_id now.
-            if (result === "release") back.push(items[i]!.lease);
-            else if (result === "done" || result === "sent") done.push(items[i]!.lease);
-            if (typeof step === "string") return;
-            rows.push(step);
-            if (result === "sent") published.push(step.messageId);
-          });
-        }
-        await finish(rows, published, done).catch((error) =>
-          log.error("Cannot finish {count} commands: {error}", { count: rows.length, error })
-        );
-        batches.splice(0, n);
-        freed?.();
-      }
-    } finally {
-      finisher = undefined;
-    }
-  };
   /** Waits for every batch in flight, then hands back what they (and `more`) could not publish. */
-  const drain = async (more: Lease[] = []): Promise<void> => {
-    while (finisher) await finisher;
-    const leases = [...back, ...more];
-    back = [];
+  async #drain(more: Lease[] = []): Promise<void> {
+    while (this.#finisher) await this.#finisher;
+    const leases = [...this.#back, ...more];
+    this.#back = [];
     if (leases.length === 0) return;
     // Back at the head, in their order, before the next lease: for the next run or lock holder.
-    await o.queue.release(leases).catch((error) =>
+    await this.#o.queue.release(leases).catch((error) =>
       log.error("Cannot hand back {count} commands (recover() will): {error}", {
         count: leases.length,
         error,
       })
     );
-  };
+  }
 
-  /** Takes the next batch: what the intake handed over first, else a lease from the list. */
-  const next = async (): Promise<Parsed[]> => {
-    const handed = o.handoff?.take(o.batchSize ?? 100);
-    if (handed) {
-      return handed.leases.map((lease) => {
-        const row = handed.records.get(lease.raw);
-        if (!row) return parse(lease);
-        return { lease, command: { ...commandMessageOf(row), origin: "api" }, row };
-      });
-    }
-    return (await o.queue.lease(o.batchSize ?? 100, o.blockMs ?? 1000, o.signal)).map(parse);
-  };
-
-  // A lease waiting for the list ends at once on shutdown.
-  const interrupt = () => o.queue.interrupt?.();
-  o.signal.addEventListener("abort", interrupt, { once: true });
-  try {
-    while (!o.signal.aborted) {
-      if (o.lock && !o.lock.held) {
-        await drain(await o.handoff?.detach());
-        recovered = false;
-        if (!await o.lock.acquire(o.signal)) break;
-      }
-      if (back.length > 0) await drain(); // nothing is taken past a hand-back
-      if (!recovered) {
-        const recover = await persist("recover unfinished commands", () => o.queue.recover());
-        if (recover === undefined) break;
-        if (recover.value > 0) {
-          log.info("Put back {count} commands left unfinished by a stopped gateway", {
-            count: recover.value,
-          });
-        }
-        recovered = true;
-        const lock = o.lock;
-        o.handoff?.attach(o.queue, lock ? () => lock.held ? lock.fence : undefined : undefined);
-      }
-      let items: Parsed[];
+  /** Runs `fn` until it succeeds; undefined when shutting down first. */
+  async #persist<T>(what: string, fn: () => Promise<T>): Promise<{ value: T } | undefined> {
+    for (let attempt = 1; !this.#o.signal.aborted; attempt++) {
       try {
-        items = await next();
-        failures = 0;
+        return { value: await fn() };
       } catch (error) {
-        if (o.signal.aborted) break;
-        failures++;
-        log.error("Cannot lease commands from {queue}: {error}", { queue: o.queue.name, error });
-        await sleep(backoffDelay(failures, retryBase, retryMax), o.signal);
-        continue;
+        log.error("Cannot {what} (attempt {attempt}): {error}", { what, attempt, error });
+        await sleep(backoffDelay(attempt, this.#retryBase, this.#retryMax), this.#o.signal);
       }
-      if (items.length === 0) continue;
-
-      const plan = await prepare(items);
-      const batch: (typeof batches)[number] = { items, plan };
-      batches.push(batch);
-      batch.outcomes = Promise.all(
-        plan.map((step) => typeof step === "string" ? step : publishInOrder(step)),
-      ).then((results) => void (batch.results = results));
-      finisher ??= runFinisher();
-      // Bounded pipeline: beyond the limit, wait until the oldest batches are finished.
-      while (batches.length >= MAX_BATCHES_IN_FLIGHT) await new Promise<void>((r) => freed = r);
-      freed = undefined;
     }
-  } finally {
-    o.signal.removeEventListener("abort", interrupt);
-    await drain(await o.handoff?.detach());
-    await o.lock?.release();
+    return undefined;
   }
 }
 

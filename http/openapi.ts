@@ -4,7 +4,7 @@
  * answer 422 in the gateway's error shape, the error schema, and the bearer security scheme.
  */
 import { OpenAPIHono, z } from "@hono/zod-openapi";
-import { describeIssues } from "../jobs/dispatcher.ts";
+import { describeIssues } from "../lib/describe_issues.ts";
 import { errorBody, notFound, onError } from "./error_handler.ts";
 
 export const BEARER = "bearer";

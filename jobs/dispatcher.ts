@@ -5,8 +5,8 @@
  * database connection, so a batch takes as long as its slowest type rather than the sum), and,
  * when a batch fails, runs its jobs one by one so that a single bad job cannot hold back the rest.
  */
-import type { z } from "zod";
 import { isConnectionError } from "../db/connection_error.ts";
+import { describeIssues } from "../lib/describe_issues.ts";
 import type { Lease } from "../queue/reliable_queue.ts";
 import { type BridgePayload, bridgePayloadSchema } from "../contract/incoming_job.ts";
 import type { Job, JobContext, JobHandler } from "./job_handler.ts";
@@ -17,11 +17,6 @@ export type Outcome =
   | { lease: Lease; type: string; status: "invalid"; reason: string }
   /** Failed this time: retry later. */
   | { lease: Lease; type: string; status: "failed"; error: unknown };
-
-/** "temperature: Invalid input: expected number, received string" */
-export function describeIssues(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.length ? i.path.join(".") + ": " : ""}${i.message}`).join("; ");
-}
 
 export class Dispatcher {
   readonly #handlers = new Map<string, JobHandler>();

@@ -9,7 +9,8 @@ import { isConnectionError } from "../db/connection_error.ts";
 import type { Store } from "../db/store.ts";
 import { sleep } from "../lib/sleep.ts";
 import type { Metrics } from "../lib/metrics.ts";
-import { backoffDelay, type Lease, type ReliableQueue } from "../queue/reliable_queue.ts";
+import { backoffDelay } from "../lib/backoff_delay.ts";
+import type { Lease, ReliableQueue } from "../queue/reliable_queue.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 import type { JobContext } from "./job_handler.ts";
 

@@ -14,7 +14,7 @@
 import { getLogger } from "@logtape/logtape";
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from "mqtt";
 import type { Metrics } from "../lib/metrics.ts";
-import { backoffDelay } from "../queue/reliable_queue.ts";
+import { backoffDelay } from "../lib/backoff_delay.ts";
 import { HOLD_PUBACK, sendPubacks } from "./mqtt_puback.ts";
 import { PubackWindow } from "./puback_window.ts";
 

@@ -5,7 +5,6 @@
  */
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import type { Config } from "../config.ts";
 import type { ReliableQueue } from "./reliable_queue.ts";
 import { RedisQueue } from "./redis/redis_queue.ts";
 import { SqliteQueue } from "./sqlite/sqlite_queue.ts";
@@ -18,9 +17,15 @@ export interface QueueBackend {
   close(): Promise<void>;
 }
 
-export function openQueueBackend(config: Config): QueueBackend {
-  if (!config.redis.url) return openSqliteBackend(join(config.database.dataDir, "queue.db"));
-  const redis = new Redis(config.redis.url, {
+/** The part of the configuration the queues need (`REDIS_URL`, `DATA_DIR`). */
+export interface QueueBackendOptions {
+  redisUrl?: string;
+  dataDir: string;
+}
+
+export function openQueueBackend(o: QueueBackendOptions): QueueBackend {
+  if (!o.redisUrl) return openSqliteBackend(join(o.dataDir, "queue.db"));
+  const redis = new Redis(o.redisUrl, {
     maxRetriesPerRequest: null,
     lazyConnect: false,
     retryStrategy: (times) => Math.min(times * 200, 5000),

@@ -78,9 +78,3 @@ export interface ReliableQueue {
   ping(): Promise<void>;
   close(): Promise<void>;
 }
-
-/** Exponential backoff with full jitter, capped. `attempt` counts from 1. */
-export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random = Math.random): number {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
-  return Math.round(ceiling / 2 + random() * (ceiling / 2));
-}

@@ -10,7 +10,7 @@ import type { DatabaseSync } from "node:sqlite";
 import { Redis } from "ioredis";
 import { sleep } from "../lib/sleep.ts";
 import { RedisQueue } from "./redis/redis_queue.ts";
-import { backoffDelay, type Lease, type ReliableQueue } from "./reliable_queue.ts";
+import type { Lease, ReliableQueue } from "./reliable_queue.ts";
 import { SqliteQueue } from "./sqlite/sqlite_queue.ts";
 
 const REDIS_URL = "redis://127.0.0.1:6379/0";
@@ -360,11 +360,4 @@ Deno.test("sqlite queue: queues of different names on one file do not mix", asyn
     await Deno.remove(dir, { recursive: true });
     await h.cleanup();
   }
-});
-
-Deno.test("backoffDelay grows, is capped, and jitters within [ceiling/2, ceiling]", () => {
-  assert.equal(backoffDelay(1, 1000, 60_000, () => 0), 500);
-  assert.equal(backoffDelay(1, 1000, 60_000, () => 1), 1000);
-  assert.equal(backoffDelay(3, 1000, 60_000, () => 1), 4000);
-  assert.equal(backoffDelay(30, 1000, 60_000, () => 1), 60_000);
 });

@@ -10,41 +10,19 @@
  * re-encoded or stored (nested deeper than {@link MAX_PAYLOAD_DEPTH} levels) go to the dead letters.
  */
 import { getLogger } from "@logtape/logtape";
-import { encodeBridgePayload, formatReceivedAt, SERIAL_NO } from "../contract/incoming_job.ts";
+import { encodeBridgePayload, formatReceivedAt } from "../contract/incoming_job.ts";
+import { MAX_PAYLOAD_DEPTH, nestedDeeperThan } from "../contract/json_depth.ts";
+import { type ParsedTopic, parseUplinkTopic, uplinkFilters } from "../contract/topics.ts";
 import { sleep } from "../lib/sleep.ts";
 import type { Metrics } from "../lib/metrics.ts";
-import { backoffDelay, type ReliableQueue } from "../queue/reliable_queue.ts";
+import { backoffDelay } from "../lib/backoff_delay.ts";
+import type { ReliableQueue } from "../queue/reliable_queue.ts";
 import type { MqttConnection } from "../mqtt/mqtt_connection.ts";
 import { PushBatcher } from "./push_batcher.ts";
 
 const log = getLogger(["gateway", "uplink"]);
 
-/** Topic suffix after `machine/{serial}/` → job type. */
-export const UPLINK_TYPES: Readonly<Record<string, string>> = {
-  heartbeat: "heartbeat",
-  error: "error",
-  transaction: "transaction",
-  "command/ack": "command_ack",
-};
-
 const DEAD_LETTER_SAMPLE = 4096;
-
-/**
- * Levels of objects and arrays a payload may have (the payload itself is one): what MariaDB's JSON
- * columns accept (`JSON_VALID` fails from 32 on). Deeper payloads could never be stored; checked
- * here so the answer does not depend on how much stack `JSON.stringify` happens to have left.
- */
-export const MAX_PAYLOAD_DEPTH = 31;
-
-/** True when `value` has more than `limit` levels of objects and arrays (scalars have none). */
-export function nestedDeeperThan(value: unknown, limit: number): boolean {
-  if (value === null || typeof value !== "object") return false;
-  if (limit <= 0) return true;
-  for (const child of Array.isArray(value) ? value : Object.values(value)) {
-    if (nestedDeeperThan(child, limit - 1)) return true;
-  }
-  return false;
-}
 
 export interface UplinkOptions {
   connection: MqttConnection;
@@ -58,23 +36,6 @@ export interface UplinkOptions {
   signal: AbortSignal;
   /** Clock, for tests. */
   now?: () => Date;
-}
-
-export type ParsedTopic = { serialNo: string; type: string } | { reason: "unknown_topic" | "bad_serial" };
-
-/** `machine/M-001/heartbeat` → `{serialNo: "M-001", type: "heartbeat"}`. */
-export function parseUplinkTopic(topic: string): ParsedTopic {
-  const parts = topic.split("/");
-  if (parts.length < 3 || parts[0] !== "machine") return { reason: "unknown_topic" };
-  const type = UPLINK_TYPES[parts.slice(2).join("/")];
-  if (!type) return { reason: "unknown_topic" };
-  if (!SERIAL_NO.test(parts[1]!)) return { reason: "bad_serial" };
-  return { serialNo: parts[1]!, type };
-}
-
-export function uplinkFilters(shareGroup: string): string[] {
-  const prefix = shareGroup ? `$share/${shareGroup}/` : "";
-  return Object.keys(UPLINK_TYPES).map((suffix) => `${prefix}machine/+/${suffix}`);
 }
 
 /** Logs each rejection reason at most once per interval, with how many were not logged. */

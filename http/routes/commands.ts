@@ -6,7 +6,7 @@
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { CommandIntake } from "../../downlink/command_intake.ts";
-import { COMMAND_NAME, MESSAGE_ID } from "../../contract/outgoing_command.ts";
+import { COMMAND_NAME, MESSAGE_ID } from "../../contract/identity.ts";
 import { COMMAND_STATUSES, type CommandRecord, type Store } from "../../db/store.ts";
 import { NotFoundError } from "../../lib/errors.ts";
 import { SerialParam } from "./machines.ts";

@@ -7,7 +7,7 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { MachineSummary, Store } from "../../db/store.ts";
 import { NotFoundError } from "../../lib/errors.ts";
-import { SERIAL_NO } from "../../contract/incoming_job.ts";
+import { SERIAL_NO } from "../../contract/identity.ts";
 import { apiApp, BEARER, COMMON_ERRORS, errorResponse } from "../openapi.ts";
 
 export interface MachineRoutesDeps {
