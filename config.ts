@@ -230,7 +230,7 @@ function defaultHeapMb(embeddedBroker: boolean): number {
   return embeddedBroker ? DEFAULT_HEAP_MB.embeddedBroker : DEFAULT_HEAP_MB.external;
 }
 
-/** Whether these roles connect to a broker (the test gateway.ts makes). */
+/** Whether these roles connect to a broker (the test app/gateway.ts makes). */
 function runsBroker(roles: ReadonlySet<Role>, proxies: number): boolean {
   return roles.has("uplink") || roles.has("downlink") || (roles.has("devices") && proxies > 0);
 }

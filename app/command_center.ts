@@ -1,6 +1,6 @@
 /**
  * @module command_center
- * Everything of cloud → machine commands and machine access that `gateway.ts` starts, in one
+ * Everything of cloud → machine commands and machine access that `app/gateway.ts` starts, in one
  * place: the machine credentials and broker policy ({@link MachineAuth}), the command intake,
  * the downlink consumer and TTL sweeper (role `downlink`), and the HTTP API (role `api`).
  * Its own Redis connection (credentials for EMQX, the downlink lock) fails fast, so a broker
@@ -91,7 +91,7 @@ export class CommandCenter {
         credentials: this.credentials,
         brokerAuth: this.brokerAuth,
         onlineWindowSeconds: config.machineOnlineSeconds,
-        guard: false, // gateway.ts guards /api/* for every sub-app
+        guard: false, // app/gateway.ts guards /api/* for every sub-app
       });
     }
   }

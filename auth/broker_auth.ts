@@ -1,7 +1,7 @@
 /**
  * @module broker_auth
  * What a broker asks of the gateway about a client: may it connect, and may it publish or
- * subscribe to a topic. The EMQX HTTP hooks (`routes/emqx_hooks.ts`) and the embedded aedes
+ * subscribe to a topic. The EMQX HTTP hooks (`http/routes/emqx_hooks.ts`) and the embedded aedes
  * broker both ask the same implementation, so the policy is written once.
  */
 

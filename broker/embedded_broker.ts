@@ -51,7 +51,7 @@ export interface EmbeddedBrokerOptions {
   auth: BrokerAuth;
   /**
    * The gateway's own identity, accepted as superuser before `auth` is asked: the gateway may run
-   * with an internal random password that no policy knows (see gateway.ts).
+   * with an internal random password that no policy knows (see app/gateway.ts).
    */
   gateway?: { username: string; password: string };
   /** Lets clients without a username in, as demo machines (see the module comment). */

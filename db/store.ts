@@ -64,7 +64,7 @@ export interface MachineQuery {
   onlineSince?: Date;
 }
 
-/** A downlink command's lifecycle (see bridge/downlink.ts); the last three are terminal. */
+/** A downlink command's lifecycle (see downlink/downlink.ts); the last three are terminal. */
 export const COMMAND_STATUSES = ["queued", "sent", "delivered", "succeeded", "failed", "expired"] as const;
 export type CommandStatus = (typeof COMMAND_STATUSES)[number];
 

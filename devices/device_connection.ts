@@ -1,6 +1,6 @@
 /**
  * @module device_connection
- * The part of the gateway's broker connection (`bridge/mqtt_connection.ts`, `MqttConnection`)
+ * The part of the gateway's broker connection (`mqtt/mqtt_connection.ts`, `MqttConnection`)
  * that the device service uses, so it never opens a client of its own and tests can hand it a fake.
  */
 

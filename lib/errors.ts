@@ -1,6 +1,6 @@
 /**
  * @module errors
- * The few named errors of the gateway. `routes/error_handler.ts` maps them to HTTP statuses in one
+ * The few named errors of the gateway. `http/error_handler.ts` maps them to HTTP statuses in one
  * place; the worker treats {@link ValidationError} as permanent (dead-letter at once).
  */
 

@@ -94,6 +94,6 @@ export const machineCommands = sqliteTable("machine_commands", {
 }, (t) => [
   uniqueIndex("machine_commands_message_id_unique").on(t.messageId),
   index("machine_commands_serial_no_created_at").on(t.serialNo, t.createdAt),
-  // The TTL sweep (bridge/command_sweeper.ts) runs every second: it must not scan the table.
+  // The TTL sweep (downlink/command_sweeper.ts) runs every second: it must not scan the table.
   index("machine_commands_status_expires_at").on(t.status, t.expiresAt),
 ]);

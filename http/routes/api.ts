@@ -1,7 +1,7 @@
 /**
  * @module api
  * The HTTP API as one app: `/api/v1/*` (bearer token, body size cap), the EMQX hooks, and the
- * OpenAPI document and docs page. `gateway.ts` mounts it beside the health routes.
+ * OpenAPI document and docs page. `app/gateway.ts` mounts it beside the health routes.
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
