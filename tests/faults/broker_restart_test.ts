@@ -47,7 +47,7 @@ Deno.test("a broker restart: everyone reconnects and the persistent session deli
     // Machines retry every 3 s, the gateway backs off up to 2 s, so the gateway is back first.
     // Mosquitto 2.0 restores a persisted session without its shared subscriptions: until the
     // gateway has subscribed again, whatever machines publish has no subscriber and is dropped
-    // by the broker (a broker limitation the gateway cannot see; see README, "Fault injection").
+    // by the broker (a broker limitation the gateway cannot see; see docs/testing.md, "Fault injection").
     const { fleet, messages } = await transactionFleet(ctx, broker.url, "FB", MACHINES, LIVE + QUEUED, {
       reconnectPeriodMs: 3000,
     });

@@ -4,7 +4,7 @@
  * transactions flow. The gateway process stays up: the uplink holds PUBACKs until the push is
  * stored, ioredis keeps commands waiting and resends them, the worker carries on. Redis runs with
  * `appendonly yes` + `appendfsync always`; without persistence a Redis restart loses its queue,
- * so production Redis must be configured durably too (see README, "Fault injection").
+ * so production Redis must be configured durably too (see docs/testing.md, "Fault injection").
  */
 import assert from "node:assert/strict";
 import {

@@ -3,7 +3,8 @@
  * `deno task bench` (`bench:smoke` for a short run CI may call): starts a private Mosquitto,
  * makes a fresh database `gw_bench_<run>` and Redis keys `bench_<run>_*`, runs the scenarios
  * against the gateway in a subprocess, prints a Markdown table and the goals, and writes
- * `tools/bench/results/<timestamp>.json`. A benchmark, not a test: it asserts nothing about time, and
+ * `tools/bench/results/<timestamp>.json`; a full run (no `--smoke`, no `--only`, no `--keep-docs`) also
+ * writes its table into docs/benchmarks.md. A benchmark, not a test: it asserts nothing about time, and
  * fails only when a scenario cannot run at all.
  *
  * Flags: `--smoke`, `--only a,b` (ceilings, uplink-queue, worker-drain, uplink-e2e, uplink-rate,
@@ -33,6 +34,7 @@ import { Mosquitto, openFileLimit } from "./services.ts";
 import { runStress } from "./stress.ts";
 import { runUplinkE2e, runUplinkQueue, runUplinkRate } from "./uplink.ts";
 import { runWorkerDrain } from "./worker_drain.ts";
+import { withLastRun } from "./docs_section.ts";
 
 const SCENARIOS = [
   "ceilings",
@@ -61,6 +63,7 @@ async function main(args: string[]): Promise<number> {
     options: {
       smoke: { type: "boolean", default: false },
       only: { type: "string" },
+      "keep-docs": { type: "boolean", default: false },
       env: { type: "string", multiple: true, default: [] },
       redis: { type: "string", default: "redis://127.0.0.1:6379/0" },
       mysql: { type: "string", default: "mysql://root@127.0.0.1:3306" },
@@ -254,6 +257,14 @@ async function main(args: string[]): Promise<number> {
     ) + "\n",
   );
   console.log(`Results written to ${file}`);
+  if (!values.smoke && !values.only && !values["keep-docs"]) {
+    const doc = new URL("../../docs/benchmarks.md", import.meta.url);
+    const when =
+      `On ${startedAt.toISOString().slice(0, 10)}, Deno ${host.deno}, ${host.mosquitto}, ${host.redis}, ` +
+      `${host.mariadb}, ${host.cores} cores shared by every process of the run; \`${command}\`.`;
+    await Deno.writeTextFile(doc, withLastRun(await Deno.readTextFile(doc), `${when}\n\n${table}`));
+    console.log("Figures written to docs/benchmarks.md");
+  }
   return results.some((r) => r.skipped?.startsWith("failed")) ? 1 : 0;
 }
 

@@ -1,6 +1,6 @@
 /**
  * @module report
- * Turns scenario results into the printed table (Markdown, so it pastes into the README as is),
+ * Turns scenario results into the printed table (Markdown, so it pastes into docs/benchmarks.md as is),
  * the goals with whether each holds, and the JSON written under `tools/bench/results/`.
  */
 import type { Ceilings } from "./ceilings.ts";
