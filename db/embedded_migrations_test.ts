@@ -11,6 +11,9 @@ import { freshDatabase, query } from "../tests/support.ts";
 import { embeddedMigrations } from "./embedded_migrations.ts";
 import { EMBEDDED_MIGRATIONS } from "./migrations/embedded.ts";
 import { MysqlStore } from "./mysql/mysql_store.ts";
+import { SqliteStore } from "./sqlite/sqlite_store.ts";
+import type { Store } from "./store.ts";
+import { join } from "node:path";
 
 const folder = (dialect: string) => new URL(`./migrations/${dialect}`, import.meta.url).pathname;
 
@@ -61,5 +64,88 @@ Deno.test("MysqlStore migrates from the embedded list, and the folder migrator t
   } finally {
     await store.close();
     await db.drop();
+  }
+});
+
+/** Rows written by the schema before migration 0002 (sale identity, exact identities). */
+async function seedBefore0002(store: Store): Promise<void> {
+  await store.recordTransactions([{
+    transactionId: "T202604140001",
+    serialNo: "M-OLD",
+    slotNo: 3,
+    quantity: 2,
+    amount: 35,
+    receivedAt: new Date("2026-04-14T01:00:00Z"),
+    payload: { transaction_id: "T202604140001", slot_no: 3, quantity: 2, amount: 35 },
+  }]);
+  await store.setMachineToken("M-OLD", "c".repeat(64), new Date("2026-04-14T01:00:00Z"));
+}
+
+/** After 0002: the old rows are all there, and the new identity rules hold on them. */
+async function checkAfter0002(store: Store): Promise<void> {
+  const old = await store.getMachine("M-OLD");
+  assert.deepEqual(old?.slots, [{ slotNo: 3, stock: -2 }]);
+  assert.equal(await store.getMachineTokenHash("M-OLD"), "c".repeat(64));
+  const again = await store.recordTransactions([
+    { ...sale("M-OLD"), quantity: 2 },
+    sale("M-NEW"),
+    sale("m-old"),
+  ]);
+  assert.deepEqual(again.duplicates, [{ serialNo: "M-OLD", transactionId: "T202604140001" }]);
+  assert.deepEqual(again.applied.map((k) => k.serialNo), ["M-NEW", "m-old"]);
+  assert.deepEqual((await store.getMachine("M-OLD"))?.slots, [{ slotNo: 3, stock: -2 }]);
+  assert.equal(await store.getMachineTokenHash("m-old"), null);
+}
+
+function sale(serialNo: string) {
+  return {
+    transactionId: "T202604140001",
+    serialNo,
+    slotNo: 3,
+    quantity: 1,
+    amount: 35,
+    receivedAt: new Date("2026-04-14T01:00:05Z"),
+    payload: { transaction_id: "T202604140001", slot_no: 3, quantity: 1, amount: 35 },
+  };
+}
+
+Deno.test("mysql: migration 0002 keeps every row and makes the sale (serial_no, transaction_id), exactly", async () => {
+  const db = await freshDatabase();
+  const all = embeddedMigrations("mysql");
+  const before = new MysqlStore({ url: db.url, migrations: all.slice(0, 2) });
+  try {
+    await before.migrate();
+    await seedBefore0002(before);
+  } finally {
+    await before.close();
+  }
+  const after = new MysqlStore({ url: db.url });
+  try {
+    await after.migrate();
+    await checkAfter0002(after);
+  } finally {
+    await after.close();
+    await db.drop();
+  }
+});
+
+Deno.test("sqlite: migration 0002 keeps every row and makes the sale (serial_no, transaction_id), exactly", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gw_migrate_" });
+  const path = join(dir, "gateway.db");
+  const all = embeddedMigrations("sqlite");
+  const before = new SqliteStore({ path, migrations: all.slice(0, 2) });
+  try {
+    await before.migrate();
+    await seedBefore0002(before);
+  } finally {
+    await before.close();
+  }
+  const after = new SqliteStore({ path });
+  try {
+    await after.migrate();
+    await checkAfter0002(after);
+  } finally {
+    await after.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -33,11 +33,25 @@ export interface TransactionRecord {
   payload: Record<string, unknown>;
 }
 
+/**
+ * A sale's identity: machines number their own sales, so the same transaction_id from two machines
+ * is two sales. Both parts compare exactly (case, accents, trailing spaces).
+ */
+export interface SaleKey {
+  serialNo: string;
+  transactionId: string;
+}
+
+/** One string per sale, for maps and sets (a serial_no never holds NUL). */
+export function saleKey(s: SaleKey): string {
+  return `${s.serialNo}\u0000${s.transactionId}`;
+}
+
 export interface TransactionOutcome {
-  /** Transaction ids recorded now (stock decremented now). */
-  applied: string[];
-  /** Transaction ids already recorded before: nothing changed. */
-  duplicates: string[];
+  /** Sales recorded now (stock decremented now). */
+  applied: SaleKey[];
+  /** Sales already recorded before, or repeated in the batch: nothing changed. */
+  duplicates: SaleKey[];
 }
 
 export interface MachineSummary {
@@ -118,7 +132,7 @@ export interface Store {
   /** Upserts `machines`; unknown serials become unregistered machines. Last heartbeat wins. */
   recordHeartbeats(rows: readonly HeartbeatRecord[]): Promise<void>;
   recordMachineLogs(rows: readonly MachineLogRecord[]): Promise<void>;
-  /** Inserts transactions and decrements stock in one DB transaction, once per transaction id. */
+  /** Inserts transactions and decrements stock in one DB transaction, once per sale (serial_no, transaction_id). */
   recordTransactions(rows: readonly TransactionRecord[]): Promise<TransactionOutcome>;
   listMachines(query: MachineQuery): Promise<{ items: MachineSummary[]; total: number }>;
   getMachine(serialNo: string): Promise<MachineDetail | null>;

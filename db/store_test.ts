@@ -142,9 +142,10 @@ const cases: Record<string, Case> = {
     const serial = uniqueId("M-");
     const t1 = uniqueId("T");
     const first = await store.recordTransactions([sale(t1, serial, 5), sale(t1, serial, 5)]);
-    assert.deepEqual(first, { applied: [t1], duplicates: [t1] });
+    const key = { serialNo: serial, transactionId: t1 };
+    assert.deepEqual(first, { applied: [key], duplicates: [key] });
     const second = await store.recordTransactions([sale(t1, serial, 5)]);
-    assert.deepEqual(second, { applied: [], duplicates: [t1] });
+    assert.deepEqual(second, { applied: [], duplicates: [key] });
     assert.deepEqual(await stockOf(store, serial), { 5: -1 });
     const rows = await f.rows(
       "SELECT transaction_id, slot_no, quantity, amount FROM transactions WHERE serial_no = ?",
@@ -158,6 +159,84 @@ const cases: Record<string, Case> = {
     assert.equal(m?.registered, false, "an unknown serial becomes an unregistered machine");
   },
 
+  "two machines' sales with the same transaction_id are two sales; each machine's redelivery counts once":
+    async (store, f) => {
+      // Machines number their own sales (T + date + counter): the same id from two machines is normal.
+      const a = uniqueId("M-A");
+      const b = uniqueId("M-B");
+      const first = await store.recordTransactions([sale("T202604140001", a, 1, 2), sale("T202604140001", b, 1, 3)]);
+      assert.equal(first.applied.length, 2);
+      assert.deepEqual(first.duplicates, []);
+      // A later batch: each machine redelivers its own sale, and b's comes with a new one.
+      const again = await store.recordTransactions([
+        sale("T202604140001", b, 1, 3),
+        sale("T202604140001", a, 1, 2),
+        sale("T202604140002", b, 1, 1),
+      ]);
+      assert.deepEqual(again.applied, [{ serialNo: b, transactionId: "T202604140002" }]);
+      assert.deepEqual(
+        again.duplicates.map((k) => k.serialNo).sort(),
+        [a, b].sort(),
+      );
+      assert.deepEqual(await stockOf(store, a), { 1: -2 });
+      assert.deepEqual(await stockOf(store, b), { 1: -4 });
+      const rows = await f.rows(
+        "SELECT serial_no, transaction_id FROM transactions WHERE transaction_id = ? ORDER BY serial_no",
+        ["T202604140001"],
+      );
+      assert.deepEqual(rows.map((r) => r.serial_no), [a, b].sort());
+    },
+
+  "identities are exact: case, accents and trailing spaces make different sales, machines and commands":
+    async (store, f) => {
+      const upper = uniqueId("U-M");
+      const lower = upper.toLowerCase();
+      // A sale of the lower-case machine never touches the upper-case one's stock.
+      await store.recordTransactions([sale("T1", upper, 1, 5)]);
+      await store.recordTransactions([sale("T1", lower, 1, 1)]);
+      assert.deepEqual(await stockOf(store, upper), { 1: -5 });
+      assert.deepEqual(await stockOf(store, lower), { 1: -1 });
+      assert.equal((await store.getMachine(lower))?.serialNo, lower);
+      // transaction_ids that a case-, accent- or pad-insensitive collation would merge.
+      const ids = ["pad", "pad ", "cafe", "café", "case", "CASE"];
+      const outcome = await store.recordTransactions(ids.map((id) => sale(id, upper, 2)));
+      assert.deepEqual(outcome.applied.map((k) => k.transactionId), ids);
+      assert.deepEqual(outcome.duplicates, []);
+      const stored = await f.rows("SELECT transaction_id FROM transactions WHERE serial_no = ? AND slot_no = 2", [
+        upper,
+      ]);
+      assert.deepEqual(stored.map((r) => r.transaction_id).sort(), [...ids].sort());
+      assert.deepEqual(await stockOf(store, upper), { 1: -5, 2: -6 });
+      // Tokens: issuing one for the lower-case spelling leaves the upper-case machine's alone.
+      await store.setMachineToken(upper, "a".repeat(64), at("2026-04-14T01:00:00Z"));
+      await store.setMachineToken(lower, "b".repeat(64), at("2026-04-14T01:00:01Z"));
+      assert.equal(await store.getMachineTokenHash(upper), "a".repeat(64));
+      assert.equal(await store.getMachineTokenHash(lower), "b".repeat(64));
+      await store.setMachineToken(upper, null, at("2026-04-14T01:00:02Z"));
+      assert.equal(await store.getMachineTokenHash(upper), null);
+      assert.equal(await store.getMachineTokenHash(lower), "b".repeat(64));
+      // message_ids differing by case are two commands.
+      const command = (messageId: string, serialNo: string) => ({
+        messageId,
+        serialNo,
+        command: "dispense",
+        payload: {},
+        source: "api" as const,
+        createdAt: at("2026-04-14T01:00:00Z"),
+        expiresAt: at("2036-04-14T01:00:00Z"),
+      });
+      const m = uniqueId("MSG_x");
+      assert.equal((await store.createCommand(command(m, upper))).created, true);
+      assert.equal((await store.createCommand(command(m.toUpperCase(), lower))).created, true);
+      assert.equal((await store.getCommand(m))?.serialNo, upper);
+      assert.equal((await store.getCommand(m.toUpperCase()))?.serialNo, lower);
+      assert.deepEqual((await store.listCommands(lower, 10)).map((c) => c.messageId), [m.toUpperCase()]);
+      const outcomes = await store.recordCommandAcks([
+        { messageId: m, serialNo: lower, status: "succeeded", detail: {}, at: at("2026-04-14T01:00:05Z") },
+      ]);
+      assert.deepEqual(outcomes, ["wrong_machine"], "an ack from another spelling of the target is not its ack");
+    },
+
   "stock goes down by quantity per slot and machine, in one batch": async (store) => {
     const a = uniqueId("M-");
     const b = uniqueId("M-");
@@ -167,7 +246,7 @@ const cases: Record<string, Case> = {
       sale("TA3", a, 2, 4),
       sale("TB1", b, 1, 1),
     ]);
-    assert.deepEqual(outcome.applied.sort(), ["TA1", "TA2", "TA3", "TB1"]);
+    assert.deepEqual(outcome.applied.map((k) => k.transactionId).sort(), ["TA1", "TA2", "TA3", "TB1"]);
     assert.deepEqual(outcome.duplicates, []);
     assert.deepEqual(await stockOf(store, a), { 1: -3, 2: -4 });
     assert.deepEqual(await stockOf(store, b), { 1: -1 });
@@ -187,7 +266,7 @@ const cases: Record<string, Case> = {
       const outcome = result.status === "fulfilled"
         ? result.value
         : await store.recordTransactions(batches[i]!);
-      applied.push(...outcome.applied);
+      applied.push(...outcome.applied.map((k) => k.transactionId));
     }
     assert.deepEqual(applied.sort(), [...ids].sort(), "every id applied once in total");
     assert.deepEqual(await stockOf(store, serial), { 7: -12 });
@@ -463,7 +542,7 @@ Deno.test("both dialects' migrations create the same tables, columns and indexes
       `SELECT name AS i FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'`,
     );
     const names = (rows: Record<string, unknown>[]) => rows.map((r) => String(r.i)).sort();
-    assert.ok(names(mysqlIndexes).includes("transactions_transaction_id_unique"));
+    assert.ok(names(mysqlIndexes).includes("transactions_serial_no_transaction_id_unique"));
     assert.deepEqual(names(sqliteIndexes), names(mysqlIndexes));
   } finally {
     await Promise.all([mysql?.cleanup(), sqlite?.cleanup()]);

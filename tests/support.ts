@@ -8,6 +8,7 @@ import mysql from "mysql2/promise";
 import { Redis } from "ioredis";
 import { type Config, loadConfig } from "../config.ts";
 import type { Gateway } from "../app/gateway.ts";
+import { binaryAsText } from "../db/mysql/binary_as_text.ts";
 
 export const SERVICES = {
   mqtt: "mqtt://127.0.0.1:1883",
@@ -42,7 +43,12 @@ export async function query<T = Record<string, unknown>>(
   sql: string,
   params: unknown[] = [],
 ): Promise<T[]> {
-  const c = await mysql.createConnection({ uri: dbUrl, timezone: "Z", decimalNumbers: true });
+  const c = await mysql.createConnection({
+    uri: dbUrl,
+    timezone: "Z",
+    decimalNumbers: true,
+    typeCast: binaryAsText,
+  });
   try {
     const [rows] = await c.query(sql, params);
     return rows as T[];

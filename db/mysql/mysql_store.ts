@@ -8,6 +8,7 @@ import type { MigrationMeta } from "drizzle-orm/migrator";
 import { migrate } from "drizzle-orm/mysql2/migrator";
 import mysql from "mysql2/promise";
 import { embeddedMigrations } from "../embedded_migrations.ts";
+import { binaryAsText } from "./binary_as_text.ts";
 import { toSummary } from "../machine_summary.ts";
 import { MysqlCommands } from "./mysql_commands.ts";
 import { parseJson } from "../parse_json.ts";
@@ -21,13 +22,15 @@ import {
   type MachineLogRecord,
   type MachineQuery,
   type MachineSummary,
+  type SaleKey,
+  saleKey,
   type Store,
   type TransactionOutcome,
   type TransactionRecord,
 } from "../store.ts";
 
 const DEADLOCK_CODES = new Set(["ER_LOCK_DEADLOCK", "ER_LOCK_WAIT_TIMEOUT"]);
-/** A concurrent batch committed the same transaction_id first: running again sees it as a duplicate. */
+/** A concurrent batch committed the same sale first: running again sees it as a duplicate. */
 const TRANSACTION_RETRY_CODES = new Set([...DEADLOCK_CODES, "ER_DUP_ENTRY"]);
 // The batch writes are plain SQL with placeholders: Drizzle's builder spends ~0.1-0.2 ms of CPU
 // per row on a 1,000-row INSERT (more than MariaDB takes to run it), which capped the worker.
@@ -45,6 +48,8 @@ const TRANSACTION_COLUMNS = [
   "received_at",
 ];
 const SLOT_COLUMNS = ["serial_no", "slot_no", "stock"];
+
+const keyOf = (r: SaleKey): SaleKey => ({ serialNo: r.serialNo, transactionId: r.transactionId });
 
 /** `INSERT INTO t (a, b) VALUES (?, ?), (?, ?)` for `rows` rows. */
 function insertSql(table: string, columns: readonly string[], rows: number): string {
@@ -96,6 +101,7 @@ export class MysqlStore implements Store {
       decimalNumbers: true,
       enableKeepAlive: true,
       connectTimeout: 5000,
+      typeCast: binaryAsText,
     });
     // Every transaction here runs under READ COMMITTED (see the batch writes above): set once per
     // connection rather than by a statement before each transaction, a round trip per batch.
@@ -170,21 +176,25 @@ export class MysqlStore implements Store {
     if (rows.length === 0) return Promise.resolve({ applied: [], duplicates: [] });
     return this.#withDeadlockRetry(() =>
       this.#transaction(async (conn) => {
-        const duplicates: string[] = [];
+        const duplicates: SaleKey[] = [];
         const unique = new Map<string, TransactionRecord>();
         for (const r of rows) {
-          if (unique.has(r.transactionId)) duplicates.push(r.transactionId);
-          else unique.set(r.transactionId, r);
+          const key = saleKey(r);
+          if (unique.has(key)) duplicates.push(keyOf(r));
+          else unique.set(key, r);
         }
-        // A plain read: an id committed by another batch is final; one still in flight makes our
-        // INSERT fail on the unique index, and the retry then finds it here.
+        // A plain read: a sale committed by another batch is final; one still in flight makes our
+        // INSERT fail on the unique key, and the retry then finds it here. Two IN lists use the
+        // (serial_no, transaction_id) key as a range; the few other pairs they match are skipped.
+        const fresh0 = [...unique.values()];
         const [existing] = await conn.query<mysql.RowDataPacket[]>(
-          "SELECT transaction_id FROM transactions WHERE transaction_id IN (?)",
-          [[...unique.keys()]],
+          "SELECT serial_no, transaction_id FROM transactions WHERE serial_no IN (?) AND transaction_id IN (?)",
+          [[...new Set(fresh0.map((r) => r.serialNo))], [...new Set(fresh0.map((r) => r.transactionId))]],
         );
-        for (const { transaction_id: id } of existing) {
-          unique.delete(id);
-          duplicates.push(id);
+        for (const { serial_no: serialNo, transaction_id: transactionId } of existing) {
+          const key = saleKey({ serialNo, transactionId });
+          if (!unique.delete(key)) continue;
+          duplicates.push({ serialNo, transactionId });
         }
         const fresh = [...unique.values()];
         if (fresh.length > 0) {
@@ -220,7 +230,7 @@ export class MysqlStore implements Store {
             slotParams,
           );
         }
-        return { applied: fresh.map((r) => r.transactionId), duplicates };
+        return { applied: fresh.map(keyOf), duplicates };
       }), TRANSACTION_RETRY_CODES);
   }
 

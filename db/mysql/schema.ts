@@ -2,6 +2,11 @@
  * @module schema
  * The MySQL / MariaDB tables of the contract. Ids are unsigned bigint autoincrement because
  * MariaDB rejects Drizzle's `serial()`. Times are UTC `DATETIME(3)`.
+ *
+ * Identities (serial_no, transaction_id, message_id) are `VARBINARY`: compared byte for byte, so
+ * `M-1` / `m-1`, `pad` / `pad ` and `cafe` / `café` are different keys on MySQL and MariaDB alike
+ * (no collation of both is case-, accent- and trailing-space-exact), as they are in SQLite. The
+ * store's pool reads them back as UTF-8 text (`mysql_store.ts`).
  */
 import { sql } from "drizzle-orm";
 import {
@@ -16,18 +21,23 @@ import {
   mysqlTable,
   text,
   uniqueIndex,
+  varbinary,
   varchar,
 } from "drizzle-orm/mysql-core";
 
 const id = () => bigint("id", { mode: "number", unsigned: true }).autoincrement().primaryKey();
 const time = (name: string) => datetime(name, { mode: "date", fsp: 3 });
 const createdAt = () => time("created_at").notNull().default(sql`CURRENT_TIMESTAMP(3)`);
+/** A serial_no or message_id: ASCII by the contract's patterns, so bytes = characters. */
+const ident = (name: string) => varbinary(name, { length: 64 });
+/** A machine's transaction_id: any 64 characters, up to 4 bytes each in UTF-8. */
+const transactionIdColumn = () => varbinary("transaction_id", { length: 256 });
 
 export const machines = mysqlTable(
   "machines",
   {
     id: id(),
-    serialNo: varchar("serial_no", { length: 64 }).notNull(),
+    serialNo: ident("serial_no").notNull(),
     name: varchar("name", { length: 128 }),
     /** False for a machine first seen on MQTT (unknown serial): recorded, not dropped. */
     registered: boolean("registered").notNull().default(false),
@@ -51,7 +61,7 @@ export const machines = mysqlTable(
 
 export const machineLogs = mysqlTable("machine_logs", {
   id: id(),
-  serialNo: varchar("serial_no", { length: 64 }).notNull(),
+  serialNo: ident("serial_no").notNull(),
   code: varchar("code", { length: 64 }).notNull(),
   level: varchar("level", { length: 16 }).notNull(),
   message: text("message").notNull(),
@@ -62,8 +72,8 @@ export const machineLogs = mysqlTable("machine_logs", {
 
 export const transactions = mysqlTable("transactions", {
   id: id(),
-  transactionId: varchar("transaction_id", { length: 64 }).notNull(),
-  serialNo: varchar("serial_no", { length: 64 }).notNull(),
+  transactionId: transactionIdColumn().notNull(),
+  serialNo: ident("serial_no").notNull(),
   slotNo: int("slot_no").notNull(),
   quantity: int("quantity").notNull(),
   amount: decimal("amount", { precision: 12, scale: 2 }).notNull(),
@@ -71,13 +81,14 @@ export const transactions = mysqlTable("transactions", {
   receivedAt: time("received_at").notNull(),
   createdAt: createdAt(),
 }, (t) => [
-  uniqueIndex("transactions_transaction_id_unique").on(t.transactionId),
-  index("transactions_serial_no").on(t.serialNo),
+  // A sale is (serial_no, transaction_id): machines number their own sales, so ids repeat across
+  // machines. The pair also serves every lookup by serial_no.
+  uniqueIndex("transactions_serial_no_transaction_id_unique").on(t.serialNo, t.transactionId),
 ]);
 
 export const machineSlots = mysqlTable("machine_slots", {
   id: id(),
-  serialNo: varchar("serial_no", { length: 64 }).notNull(),
+  serialNo: ident("serial_no").notNull(),
   slotNo: int("slot_no").notNull(),
   /** May go below zero: a sale of stock the system did not know about is recorded, not refused. */
   stock: int("stock").notNull().default(0),
@@ -86,8 +97,8 @@ export const machineSlots = mysqlTable("machine_slots", {
 
 export const machineCommands = mysqlTable("machine_commands", {
   id: id(),
-  messageId: varchar("message_id", { length: 64 }).notNull(),
-  serialNo: varchar("serial_no", { length: 64 }).notNull(),
+  messageId: ident("message_id").notNull(),
+  serialNo: ident("serial_no").notNull(),
   command: varchar("command", { length: 64 }).notNull(),
   payload: json("payload").notNull(),
   /** queued, sent, delivered, succeeded, failed, expired */

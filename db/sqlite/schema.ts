@@ -3,7 +3,9 @@
  * The contract's tables for the embedded SQLite store: the same tables, columns and indexes as the
  * MySQL schema (`schema.ts`), in SQLite's types. Ids are integer autoincrement; times are integer
  * milliseconds since the epoch (UTC, like MySQL's `DATETIME(3)`); JSON is text; booleans are 0/1.
- * `store_test.ts` checks that both schemas keep the same tables and columns.
+ * `store_test.ts` checks that both schemas keep the same tables and columns. Text compares with
+ * SQLite's default BINARY collation: identities are exact (case, accents, trailing spaces), like
+ * the MySQL schema's `VARBINARY` columns.
  */
 import { sql } from "drizzle-orm";
 import { index, integer, numeric, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
@@ -63,8 +65,9 @@ export const transactions = sqliteTable("transactions", {
   receivedAt: time("received_at").notNull(),
   createdAt: createdAt(),
 }, (t) => [
-  uniqueIndex("transactions_transaction_id_unique").on(t.transactionId),
-  index("transactions_serial_no").on(t.serialNo),
+  // A sale is (serial_no, transaction_id): machines number their own sales, so ids repeat across
+  // machines. The pair also serves every lookup by serial_no.
+  uniqueIndex("transactions_serial_no_transaction_id_unique").on(t.serialNo, t.transactionId),
 ]);
 
 export const machineSlots = sqliteTable("machine_slots", {

@@ -32,12 +32,15 @@ import {
   type MachineQuery,
   type MachineSummary,
   type NewCommand,
+  type SaleKey,
+  saleKey,
   type Store,
   type TransactionOutcome,
   type TransactionRecord,
 } from "../store.ts";
 
 const MIGRATIONS_TABLE = "__drizzle_migrations";
+const keyOf = (r: SaleKey): SaleKey => ({ serialNo: r.serialNo, transactionId: r.transactionId });
 const STATEMENT_CACHE = 256;
 
 export type SqliteDb = SqliteRemoteDatabase<typeof schema>;
@@ -187,18 +190,23 @@ export class SqliteStore implements Store {
     if (rows.length === 0) return Promise.resolve({ applied: [], duplicates: [] });
     return this.#exclusive(() =>
       this.db.transaction(async (tx) => {
-        const duplicates: string[] = [];
+        const duplicates: SaleKey[] = [];
         const unique = new Map<string, TransactionRecord>();
         for (const r of rows) {
-          if (unique.has(r.transactionId)) duplicates.push(r.transactionId);
-          else unique.set(r.transactionId, r);
+          const key = saleKey(r);
+          if (unique.has(key)) duplicates.push(keyOf(r));
+          else unique.set(key, r);
         }
-        for (const ids of chunks([...unique.keys()])) {
-          const existing = await tx.select({ id: transactions.transactionId }).from(transactions)
-            .where(inArray(transactions.transactionId, ids));
-          for (const { id } of existing) {
-            unique.delete(id);
-            duplicates.push(id);
+        // Two IN lists use the (serial_no, transaction_id) index; other pairs they match are skipped.
+        for (const part of chunks([...unique.values()])) {
+          const existing = await tx.select({ serialNo: transactions.serialNo, transactionId: transactions.transactionId })
+            .from(transactions)
+            .where(and(
+              inArray(transactions.serialNo, [...new Set(part.map((r) => r.serialNo))]),
+              inArray(transactions.transactionId, [...new Set(part.map((r) => r.transactionId))]),
+            ));
+          for (const found of existing) {
+            if (unique.delete(saleKey(found))) duplicates.push(found);
           }
         }
         const fresh = [...unique.values()];
@@ -234,7 +242,7 @@ export class SqliteStore implements Store {
               });
           }
         }
-        return { applied: fresh.map((r) => r.transactionId), duplicates };
+        return { applied: fresh.map(keyOf), duplicates };
       }, { behavior: "immediate" })
     );
   }

@@ -13,6 +13,7 @@
 import { Redis } from "ioredis";
 import mqtt, { type MqttClient } from "mqtt";
 import mysql from "mysql2/promise";
+import { binaryAsText } from "../../db/mysql/binary_as_text.ts";
 
 export const REPO_ROOT = new URL("../../", import.meta.url).pathname;
 export const MYSQL_ADMIN_URL = "mysql://root@127.0.0.1:3306";
@@ -660,6 +661,7 @@ export class TestDatabase {
       user: "root",
       database: name,
       connectionLimit: 2,
+      typeCast: binaryAsText,
     });
     return new TestDatabase(name, pool);
   }
@@ -671,7 +673,7 @@ export class TestDatabase {
 
   async ledger(): Promise<Ledger> {
     const [[totals]] = await this.#pool.query(
-      "SELECT COUNT(*) AS n, COUNT(DISTINCT transaction_id) AS d FROM transactions",
+      "SELECT COUNT(*) AS n, COUNT(DISTINCT serial_no, transaction_id) AS d FROM transactions",
     ) as unknown as [[{ n: number; d: number }]];
     const [slots] = await this.#pool.query(
       "SELECT serial_no, slot_no, stock FROM machine_slots",

@@ -6,6 +6,7 @@
  */
 import { Redis } from "ioredis";
 import mysql from "mysql2/promise";
+import { binaryAsText } from "../../db/mysql/binary_as_text.ts";
 import type { GatewayProcess, Scrape } from "./gateway_process.ts";
 import type { Mosquitto } from "./services.ts";
 
@@ -121,7 +122,12 @@ export async function openContext(o: {
   const u = new URL(o.mysqlUrl);
   u.pathname = `/${dbName}`;
   const databaseUrl = u.toString();
-  const db = mysql.createPool({ uri: databaseUrl, connectionLimit: 4, decimalNumbers: true });
+  const db = mysql.createPool({
+    uri: databaseUrl,
+    connectionLimit: 4,
+    decimalNumbers: true,
+    typeCast: binaryAsText,
+  });
   const redis = new Redis(o.redisUrl, { maxRetriesPerRequest: 3, lazyConnect: false });
   return {
     runId: o.runId,
