@@ -6,12 +6,22 @@
  */
 import { z } from "zod";
 import { SERIAL_NO } from "./identity.ts";
+import { storableJsonObject } from "./storable.ts";
+
+/** What a `DATETIME(3)` column holds (years 1000-9999); SQLite would take more, MySQL refuses it. */
+function storableDate(s: string): boolean {
+  const t = Date.parse(s);
+  if (Number.isNaN(t)) return false;
+  const year = new Date(t).getUTCFullYear();
+  return year >= 1000 && year <= 9999;
+}
 
 export const bridgePayloadSchema = z.object({
   type: z.string().min(1),
   serial_no: z.string().regex(SERIAL_NO, "is not a valid serial_no"),
-  payload: z.record(z.string(), z.unknown()),
-  received_at: z.string().refine((s) => !Number.isNaN(Date.parse(s)), "is not a date"),
+  // Stored as JSON as is (last_heartbeat, machine_logs, transactions): refused here if it cannot be.
+  payload: storableJsonObject(),
+  received_at: z.string().refine(storableDate, "is not a date in the years 1000-9999"),
 });
 
 export type BridgePayload = z.infer<typeof bridgePayloadSchema>;

@@ -11,12 +11,14 @@
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { COMMAND_NAME, MESSAGE_ID, SERIAL_NO } from "./identity.ts";
+import { storableJsonObject } from "./storable.ts";
 
 export const outgoingCommandSchema = z.looseObject({
   target: z.string().regex(SERIAL_NO, "is not a valid serial_no"),
   command: z.string().regex(COMMAND_NAME, "must be 1-64 of A-Z a-z 0-9 _ . : -"),
+  // Stored in machine_commands.payload: what a JSON column cannot hold is dead-lettered, not retried.
   payload: z.union([
-    z.record(z.string(), z.unknown()),
+    storableJsonObject(),
     z.array(z.unknown()).max(0).transform(() => ({})),
     z.null().transform(() => ({})),
   ]).optional().transform((p) => p ?? {}),

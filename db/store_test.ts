@@ -164,7 +164,10 @@ const cases: Record<string, Case> = {
       // Machines number their own sales (T + date + counter): the same id from two machines is normal.
       const a = uniqueId("M-A");
       const b = uniqueId("M-B");
-      const first = await store.recordTransactions([sale("T202604140001", a, 1, 2), sale("T202604140001", b, 1, 3)]);
+      const first = await store.recordTransactions([
+        sale("T202604140001", a, 1, 2),
+        sale("T202604140001", b, 1, 3),
+      ]);
       assert.equal(first.applied.length, 2);
       assert.deepEqual(first.duplicates, []);
       // A later batch: each machine redelivers its own sale, and b's comes with a new one.
@@ -202,9 +205,12 @@ const cases: Record<string, Case> = {
       const outcome = await store.recordTransactions(ids.map((id) => sale(id, upper, 2)));
       assert.deepEqual(outcome.applied.map((k) => k.transactionId), ids);
       assert.deepEqual(outcome.duplicates, []);
-      const stored = await f.rows("SELECT transaction_id FROM transactions WHERE serial_no = ? AND slot_no = 2", [
-        upper,
-      ]);
+      const stored = await f.rows(
+        "SELECT transaction_id FROM transactions WHERE serial_no = ? AND slot_no = 2",
+        [
+          upper,
+        ],
+      );
       assert.deepEqual(stored.map((r) => r.transaction_id).sort(), [...ids].sort());
       assert.deepEqual(await stockOf(store, upper), { 1: -5, 2: -6 });
       // Tokens: issuing one for the lower-case spelling leaves the upper-case machine's alone.
@@ -234,7 +240,11 @@ const cases: Record<string, Case> = {
       const outcomes = await store.recordCommandAcks([
         { messageId: m, serialNo: lower, status: "succeeded", detail: {}, at: at("2026-04-14T01:00:05Z") },
       ]);
-      assert.deepEqual(outcomes, ["wrong_machine"], "an ack from another spelling of the target is not its ack");
+      assert.deepEqual(
+        outcomes,
+        ["wrong_machine"],
+        "an ack from another spelling of the target is not its ack",
+      );
     },
 
   "stock goes down by quantity per slot and machine, in one batch": async (store) => {

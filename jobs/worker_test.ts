@@ -37,8 +37,7 @@ function fakeStore(overrides: Partial<Store> = {}): Store {
   return {
     ping: () => Promise.resolve(),
     recordHeartbeats: () => Promise.resolve(),
-    recordTransactions: (rows) =>
-      Promise.resolve({ applied: rows.map((r) => r.transactionId), duplicates: [] }),
+    recordTransactions: (rows) => Promise.resolve({ applied: [...rows], duplicates: [] }),
     ...overrides,
   } as Store;
 }
@@ -63,7 +62,7 @@ Deno.test("one failing job in a batch does not hold back the others", async () =
   const store = fakeStore({
     recordTransactions: (rows) => {
       if (rows.some((r) => r.transactionId === "BAD")) return Promise.reject(new Error("slot locked"));
-      return Promise.resolve({ applied: rows.map((r) => r.transactionId), duplicates: [] });
+      return Promise.resolve({ applied: [...rows], duplicates: [] });
     },
   });
   const tx = (id: string) => job("transaction", { transaction_id: id, slot_no: 1, quantity: 1, amount: 1 });
@@ -193,7 +192,7 @@ Deno.test("the job types of one batch are written side by side, and their outcom
     },
     recordTransactions: (rows) => {
       started.push("transaction");
-      return Promise.resolve({ applied: rows.map((r) => r.transactionId), duplicates: [] });
+      return Promise.resolve({ applied: [...rows], duplicates: [] });
     },
   });
   const hb = job("heartbeat", { temperature: 1 });

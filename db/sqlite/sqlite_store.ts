@@ -199,7 +199,10 @@ export class SqliteStore implements Store {
         }
         // Two IN lists use the (serial_no, transaction_id) index; other pairs they match are skipped.
         for (const part of chunks([...unique.values()])) {
-          const existing = await tx.select({ serialNo: transactions.serialNo, transactionId: transactions.transactionId })
+          const existing = await tx.select({
+            serialNo: transactions.serialNo,
+            transactionId: transactions.transactionId,
+          })
             .from(transactions)
             .where(and(
               inArray(transactions.serialNo, [...new Set(part.map((r) => r.serialNo))]),

@@ -127,6 +127,30 @@ Deno.test("bad requests: 401, 413, 422 for a bad TTL, 400 for invalid JSON, 404 
   await expect(await call("DELETE", "/api/v1/machines/M-404/token"), 404, "not_found");
 });
 
+Deno.test("a command payload the database cannot store is a 422 naming the field; the next good one is accepted", async () => {
+  const { call, pushed } = build(4096);
+  const path = "/api/v1/machines/M-001/commands";
+  let deep: unknown = 1;
+  for (let i = 0; i < 40; i++) deep = { a: deep };
+  const refused: [unknown, RegExp][] = [
+    [{ command: "x", payload: { note: "\ud800" } }, /^payload\.note: contains a lone surrogate/],
+    [{ command: "x", payload: { list: ["ok", "x\udfff"] } }, /^payload\.list\.1: contains a lone surrogate/],
+    [{ command: "x", payload: { ["k\ud800"]: 1 } }, /^payload\.k.: key contains a lone surrogate/],
+    [{ command: "x", payload: (deep as { a: unknown }).a }, /^payload(\.a)+: nested deeper than 31 levels/],
+  ];
+  for (const [body, message] of refused) {
+    const res = await call("POST", path, body);
+    assert.equal(res.status, 422);
+    const answer = await res.json();
+    assert.equal(answer.error.code, "invalid_request");
+    assert.match(answer.error.message, message);
+  }
+  assert.deepEqual(pushed, [], "nothing refused was queued");
+  const ok = await call("POST", path, { command: "x", payload: { note: "café 🍫" } });
+  assert.equal(ok.status, 202);
+  assert.equal(pushed.length, 1);
+});
+
 Deno.test("token issue → the EMQX hook allows; wrong, rotated and revoked tokens and other topics are denied", async () => {
   const { call } = build();
   const issued = await call("POST", "/api/v1/machines/M-002/token");

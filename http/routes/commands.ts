@@ -7,6 +7,7 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { CommandIntake } from "../../downlink/command_intake.ts";
 import { COMMAND_NAME, MESSAGE_ID } from "../../contract/identity.ts";
+import { storableJsonObject } from "../../contract/storable.ts";
 import { COMMAND_STATUSES, type CommandRecord, type Store } from "../../db/store.ts";
 import { NotFoundError } from "../../lib/errors.ts";
 import { SerialParam } from "./machines.ts";
@@ -74,7 +75,9 @@ export function commandRoutes(deps: CommandRoutesDeps): OpenAPIHono {
     command: z.string().regex(COMMAND_NAME, "must be 1-64 of A-Z a-z 0-9 _ . : -").openapi({
       example: "dispense",
     }),
-    payload: z.record(z.string(), z.unknown()).default({}).openapi({
+    payload: storableJsonObject().default({}).openapi({
+      description: "Any JSON object the database can store: at most 31 levels deep, no lone surrogate " +
+        '(e.g. "\\ud800") in a key or string; anything else is a 422 naming the field',
       example: { slot_no: 5, transaction_id: "T202604140001" },
     }),
     ttl_seconds: z.number().int().min(1).max(maxTtl).optional().openapi({

@@ -4,10 +4,19 @@
  */
 import { z } from "zod";
 import { defineJob } from "../job_handler.ts";
+import { TEXT_MAX_BYTES } from "../../contract/storable.ts";
+
+const encoder = new TextEncoder();
 
 export const machineErrorSchema = z.looseObject({
   code: z.union([z.string().min(1).max(64), z.number().int().transform(String)]),
-  message: z.string().max(65_535).default(""),
+  // A TEXT column: 65,535 bytes of UTF-8, not characters.
+  message: z.string().refine(
+    (s) => s.length <= TEXT_MAX_BYTES / 3 || encoder.encode(s).length <= TEXT_MAX_BYTES,
+    {
+      message: `is longer than ${TEXT_MAX_BYTES} bytes in UTF-8`,
+    },
+  ).default(""),
   level: z.string().min(1).max(16).default("error"),
 });
 

@@ -5,9 +5,10 @@
  */
 import { z } from "zod";
 import { defineJob } from "../job_handler.ts";
+import { sqlInt } from "../../contract/storable.ts";
 
 export const heartbeatSchema = z.looseObject({
-  current_page: z.number().int().nullable().optional(),
+  current_page: sqlInt().nullable().optional(),
   temperature: z.number().finite().nullable().optional(),
 });
 

@@ -5,12 +5,14 @@
  */
 import { z } from "zod";
 import { defineJob } from "../job_handler.ts";
+import { AMOUNT_MAX, SQL_INT_MAX } from "../../contract/storable.ts";
 
+// The columns' real ranges (INT, DECIMAL(12,2)): a sale beyond them is dead-lettered at once.
 export const transactionSchema = z.looseObject({
   transaction_id: z.string().min(1).max(64),
-  slot_no: z.number().int().min(0),
+  slot_no: z.number().int().min(0).max(SQL_INT_MAX),
   quantity: z.number().int().min(1).max(10_000).default(1),
-  amount: z.number().finite().min(0).max(1e10),
+  amount: z.number().finite().min(0).max(AMOUNT_MAX),
 });
 
 export type Transaction = z.infer<typeof transactionSchema>;

@@ -886,7 +886,8 @@ export function makeTransactions(
     const seq = Math.floor(i / serials.length);
     const slotNo = 1 + (seq % 6);
     const quantity = 1 + ((i * 7) % 3);
-    const transactionId = `T${runId}-${machine}-${seq}`;
+    // Numbered per machine like real machines: the same ids from every machine (a sale is the pair).
+    const transactionId = `T${runId}-${seq}`;
     out.push({
       machine,
       serialNo,

@@ -119,10 +119,10 @@ export async function databaseCeiling(ctx: BenchContext): Promise<number> {
   // The shape of `transactions` (the gateway may not have migrated this database yet).
   await ctx.db.query(`CREATE TABLE ${table} (
     id BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY,
-    transaction_id VARCHAR(64) NOT NULL, serial_no VARCHAR(64) NOT NULL, slot_no INT NOT NULL,
+    transaction_id VARBINARY(256) NOT NULL, serial_no VARBINARY(64) NOT NULL, slot_no INT NOT NULL,
     quantity INT NOT NULL, amount DECIMAL(12,2) NOT NULL, payload JSON NOT NULL,
     received_at DATETIME(3) NOT NULL, created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
-    UNIQUE KEY transactions_transaction_id_unique (transaction_id), KEY transactions_serial_no (serial_no))`);
+    UNIQUE KEY transactions_serial_no_transaction_id_unique (serial_no, transaction_id))`);
   try {
     const payload = JSON.stringify({ transaction_id: "T", slot_no: 1, quantity: 1, amount: 35, sent_at: 0 });
     let next = 0;

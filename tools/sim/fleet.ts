@@ -274,7 +274,9 @@ export class Fleet {
         this.stats.uniqueQuantity += quantity;
       }
       body = {
-        transaction_id: `T${this.options.runId}-${m.serial}-${seq}`,
+        // Numbered per machine, as real machines do: every machine sends T<run>-1, T<run>-2, …, so
+        // the exactly-once checks hold only if a sale is (serial_no, transaction_id).
+        transaction_id: `T${this.options.runId}-${seq}`,
         slot_no: 1 + (seq % 8),
         quantity,
         amount: 35,

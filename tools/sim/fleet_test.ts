@@ -89,7 +89,7 @@ Deno.test("machines get tokens, connect, send the contract's uplink and answer c
     assert.equal(typeof hb.sent_at, "number");
     assert.ok(JSON.stringify(hb).length >= 280, "padded to about --payload-bytes");
     const tx = byTopic[`machine/${m.serial}/transaction`]!;
-    assert.match(String(tx.transaction_id), new RegExp(`^Tt1-${m.serial}-1$`));
+    assert.match(String(tx.transaction_id), /^Tt1-1$/);
     assert.equal(typeof tx.slot_no, "number");
     assert.equal(typeof tx.amount, "number");
     assert.equal(byTopic[`machine/${m.serial}/error`]!.code, "E101");
