@@ -17,10 +17,14 @@
  * - Fast lane: with a {@link CommandHandoff}, the API's commands of this process arrive already
  *   leased, with their rows, without a round trip through the list (see command_handoff.ts).
  * - Nothing stuck: a broker or database outage holds the command (and those behind it) and
- *   retries with backoff; bad elements go to the dead letters at once.
+ *   retries with backoff; a bad element goes to the dead letters at once with its reason and the
+ *   ones behind it flow on: bad JSON, a bad target, a payload no database can store (refused by
+ *   the schema), or a row the database refuses as data ({@link isDataError}: the batch is then
+ *   written row by row so only that element is refused).
  */
 import { getLogger } from "@logtape/logtape";
-import type { CommandRecord, Store } from "../db/store.ts";
+import type { CommandRecord, NewCommand, Store } from "../db/store.ts";
+import { isDataError } from "../db/data_error.ts";
 import { describeIssues } from "../lib/describe_issues.ts";
 import { sleep } from "../lib/sleep.ts";
 import type { Metrics } from "../lib/metrics.ts";
@@ -70,6 +74,8 @@ const FINISH_LINGER_MS = 10;
 type Parsed =
   | { lease: Lease; command: OutgoingCommand; row?: CommandRecord }
   | { lease: Lease; invalid: string };
+/** A producer's row: stored (or found), or refused by the database as data (with the reason). */
+type Recorded = { command: CommandRecord; created: boolean } | { refused: string };
 /** sent: published, ack the lease; done: ack it; dead: moved to the dead letters; release: hand it back. */
 type Outcome = "sent" | "done" | "dead" | "release";
 /** Per leased element: publish the stored row, or an outcome decided at once. */
@@ -263,16 +269,13 @@ export class Downlink {
   }
 
   /** Each valid item's row, by index: created now for a producer's push, as handed over for the API's. */
-  async #record(
-    items: Parsed[],
-    accepted: Date,
-  ): Promise<Map<number, { command: CommandRecord; created: boolean }> | undefined> {
+  async #record(items: Parsed[], accepted: Date): Promise<Map<number, Recorded> | undefined> {
     const o = this.#o;
     const valid = items.flatMap((item, i) => "command" in item && !item.row ? [{ i, c: item.command }] : []);
     const stored = valid.length === 0 ? { value: [] } : await this.#persist(
       `record ${valid.length} commands`,
       () =>
-        o.store.createCommands(valid.map(({ c }) => ({
+        this.#createRows(valid.map(({ c }) => ({
           messageId: c.message_id!,
           serialNo: c.target,
           command: c.command,
@@ -283,7 +286,7 @@ export class Downlink {
         }))),
     );
     if (!stored) return undefined;
-    const rows = new Map(valid.map(({ i }, k) => [i, stored.value[k]!]));
+    const rows = new Map<number, Recorded>(valid.map(({ i }, k) => [i, stored.value[k]!]));
     for (const [i, item] of items.entries()) {
       // Counted as queued by the intake that stored it.
       if ("row" in item && item.row) rows.set(i, { command: item.row, created: false });
@@ -291,14 +294,36 @@ export class Downlink {
     return rows;
   }
 
+  /**
+   * The batch's rows in one statement; when the database refuses the batch as data, row by row, so
+   * the refused rows are named and the others stored. Any other error (an outage) throws: retried.
+   */
+  async #createRows(commands: NewCommand[]): Promise<Recorded[]> {
+    const { store } = this.#o;
+    try {
+      return await store.createCommands(commands);
+    } catch (error) {
+      if (!isDataError(error)) throw error;
+    }
+    const rows: Recorded[] = [];
+    for (const c of commands) {
+      try {
+        rows.push(await store.createCommand(c));
+      } catch (error) {
+        if (!isDataError(error)) throw error;
+        rows.push({ refused: `The database refuses command ${c.messageId}: ${(error as Error).message}` });
+      }
+    }
+    return rows;
+  }
+
   /** What to do with one recorded (or invalid) item. */
-  async #stepFor(
-    item: Parsed,
-    stored: { command: CommandRecord; created: boolean } | undefined,
-  ): Promise<Step> {
+  async #stepFor(item: Parsed, stored: Recorded | undefined): Promise<Step> {
     const o = this.#o;
     if ("invalid" in item) return await this.#deadLetter(item.lease, item.invalid);
-    const { command: row, created } = stored!;
+    const recorded = stored!;
+    if ("refused" in recorded) return await this.#deadLetter(item.lease, recorded.refused);
+    const { command: row, created } = recorded;
     if (created && item.command.origin === "api") return await this.#failOrphan(row);
     if (created) o.metrics?.commands.inc({ status: "queued" });
     if (row.serialNo !== item.command.target) {

@@ -274,3 +274,90 @@ Deno.test("downlink: the API's element without a row (its request failed) is mar
     await env.close();
   }
 });
+
+Deno.test("downlink: a poison element between two good commands is dead-lettered at once with its reason; the rest flow, across a restart", async () => {
+  const env = await embedded();
+  // The database refuses the row of any command whose payload says so, as MariaDB refuses a JSON
+  // value it will not hold (errno 4025); everything else is stored.
+  const refuses = (c: NewCommand) => c.payload.poison === true;
+  const refusal = () =>
+    Object.assign(new Error("CONSTRAINT `machine_commands.payload` failed"), {
+      code: "ER_CONSTRAINT_FAILED",
+      errno: 4025,
+    });
+  const overrides: Partial<SqliteStore> = {
+    createCommands: (cs) => cs.some(refuses) ? Promise.reject(refusal()) : env.store.createCommands(cs),
+    createCommand: (c) => refuses(c) ? Promise.reject(refusal()) : env.store.createCommand(c),
+  };
+  const store = new Proxy(env.store, {
+    get: (target, key) => {
+      if (key in overrides) return overrides[key as keyof typeof overrides];
+      const value = Reflect.get(target, key);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const { connection, published } = recordingConnection();
+  const good = (id: string) =>
+    JSON.stringify({ target: "M-001", command: "dispense", payload: {}, message_id: id });
+  let deep: unknown = {};
+  for (let i = 0; i < 40; i++) deep = { a: deep };
+  const run = async (elements: string[], expected: string[]) => {
+    const queue = env.queue();
+    await queue.push(...elements);
+    const stop = new AbortController();
+    const running = runDownlink({
+      queue,
+      store,
+      connection,
+      defaultTtlSeconds: 60,
+      signal: stop.signal,
+      blockMs: 20,
+    });
+    try {
+      await waitFor(() => published.length >= expected.length || undefined, 5000, "the good commands");
+    } finally {
+      stop.abort();
+      await running;
+    }
+    return queue;
+  };
+  try {
+    await run([
+      good("MSG_g1"),
+      good("MSG_poison").replace('"payload":{}', '"payload":{"poison":true}'),
+      good("MSG_g2"),
+    ], [
+      "MSG_g1",
+      "MSG_g2",
+    ]);
+    // A restart: the next gateway meets more poison first, of every kind, then a good command.
+    const queue = await run([
+      JSON.stringify({ target: "M-001", command: "dispense", payload: deep, message_id: "MSG_deep" }),
+      JSON.stringify({
+        target: "M-001",
+        command: "dispense",
+        payload: { note: "\ud800" },
+        message_id: "MSG_lone",
+      }),
+      "{not json",
+      JSON.stringify({ target: "m 1", command: "dispense", message_id: "MSG_target" }),
+      good("MSG_g3"),
+    ], ["MSG_g1", "MSG_g2", "MSG_g3"]);
+    assert.deepEqual(published, ["MSG_g1", "MSG_g2", "MSG_g3"]);
+    const letters = await queue.deadLetters(10);
+    const reasons = letters.map((l) => l.reason).join("\n");
+    assert.equal(letters.length, 5, reasons);
+    assert.match(reasons, /The database refuses command MSG_poison: CONSTRAINT/);
+    assert.match(reasons, /payload(\.a)+: nested deeper than 31 levels/);
+    assert.match(reasons, /payload\.note: contains a lone surrogate/);
+    assert.match(reasons, /Cannot parse command: .*JSON/);
+    assert.match(reasons, /target: is not a valid serial_no/);
+    assert.ok(letters.every((l) => l.attempts === 1), "each dead-lettered on its first attempt");
+    assert.equal(await env.store.getCommand("MSG_poison"), null);
+    assert.equal((await env.store.getCommand("MSG_g2"))?.status, "sent");
+    await waitFor(async () => (await queue.depth()).processing === 0 || undefined, 5000);
+    assert.deepEqual({ ...await queue.depth(), dead: 0 }, { ready: 0, processing: 0, delayed: 0, dead: 0 });
+  } finally {
+    await env.close();
+  }
+});

@@ -346,6 +346,56 @@ Deno.test("bad input gives a clear 4xx or a dead letter, and nothing behind it g
   }
 });
 
+Deno.test("on MariaDB, an RPUSHed command the database could not store is dead-lettered at once, even held by a dead gateway, and the commands behind it go out", async () => {
+  const t = await testEnv();
+  const serial = testSerial();
+  const machine = await commandListener(serial);
+  const gateway = new Gateway(t.config());
+  const queueName = t.env.MQTT_OUTGOING_QUEUE!;
+  const redis = new Redis(SERVICES.redis);
+  const good = (id: string) => ({
+    target: serial,
+    command: "dispense",
+    payload: { slot_no: 1 },
+    message_id: id,
+  });
+  let deep: unknown = {};
+  for (let i = 0; i < 40; i++) deep = { a: deep };
+  try {
+    await rpush(
+      queueName,
+      good("MSG_before"),
+      { target: serial, command: "dispense", payload: deep, message_id: "MSG_deep" },
+      good("MSG_between"),
+      { target: serial, command: "dispense", payload: { note: "\ud800" }, message_id: "MSG_lone" },
+      good("MSG_after"),
+    );
+    // A downlink that died holding the first two (the poison among them): a restart recovers them.
+    const dying = new RedisQueue(redis, queueName, { consumerId: `${t.env.MQTT_CLIENT_ID}:downlink` });
+    assert.equal((await dying.lease(2, 1000)).length, 2);
+    await dying.close();
+    await startGateway(gateway);
+    await waitFor(() => machine.messages.length >= 3, 10_000, "the three good commands");
+    assert.deepEqual(machine.messages.map((m) => JSON.parse(m).message_id), [
+      "MSG_before",
+      "MSG_between",
+      "MSG_after",
+    ]);
+    const deadKey = `${queueName}:dead`;
+    await waitFor(async () => await redis.llen(deadKey) >= 2 || undefined, 5000, "two dead letters");
+    const dead = (await redis.lrange(deadKey, 0, -1)).map((s) => JSON.parse(s));
+    assert.equal(dead.length, 2);
+    assert.match(dead.map((d) => d.reason).join("\n"), /nested deeper than 31 levels[^]*lone surrogate/);
+    assert.equal((await api(gateway, "GET", "/api/v1/commands/MSG_deep")).status, 404, "never a command");
+    await waitForStatus(gateway, "MSG_after", "sent");
+  } finally {
+    redis.disconnect();
+    await machine.close();
+    await gateway.close();
+    await t.cleanup();
+  }
+});
+
 Deno.test("two gateways running the downlink: each command goes out once, in order", async () => {
   const t = await testEnv();
   const a = new Gateway(t.config({ MQTT_CLIENT_ID: `${t.env.MQTT_CLIENT_ID}-a` }));
