@@ -4,7 +4,16 @@
  * (base64url), shown once; only its hex SHA-256 is stored, in the database (`machines.api_token_hash`,
  * the source of truth) and in Redis (`machine_auth:{serial}`, what EMQX reads). Issuing again
  * rotates: the old token stops working at once. Verification reads Redis when there is one and
- * falls back to the database when the key is missing (re-seeding it) or Redis is unreachable.
+ * falls back to the database when the key is missing or Redis is unreachable.
+ *
+ * One truth: a rotation or revocation writes Redis while it holds the machine's row lock, before
+ * the database commits (`Store.setMachineToken`), and the rotations of one machine in this process
+ * run one after the other. However many run at once, on however many gateways, the last one to
+ * commit is the one both stores hold, and the only token that works. A failed Redis write rolls
+ * the database back (the request answers 503; retrying converges both).
+ *
+ * Nothing is written for a denied attempt: only a token that matched the database re-seeds a
+ * missing Redis key, under the same row lock, so it can never put back a hash just replaced.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { getLogger } from "@logtape/logtape";
@@ -12,7 +21,7 @@ import type { Store } from "../db/store.ts";
 import { ConflictError, NotFoundError, UnavailableError, ValidationError } from "../lib/errors.ts";
 import { SERIAL_NO } from "../contract/identity.ts";
 import { constantTimeEqual } from "../lib/constant_time_equal.ts";
-import type { CredentialCache } from "./credential_cache.ts";
+import { type CredentialCache, WrongTypeError } from "./credential_cache.ts";
 import { machineTopics } from "./machine_acl.ts";
 
 const log = getLogger(["gateway", "auth"]);
@@ -34,6 +43,8 @@ export interface MachineCredentialsOptions {
 export class MachineCredentials {
   readonly #o: MachineCredentialsOptions;
   readonly #now: () => Date;
+  /** The last rotation / revocation of each machine in flight here: the next one waits for it. */
+  readonly #pending = new Map<string, Promise<unknown>>();
 
   constructor(options: MachineCredentialsOptions) {
     this.#o = options;
@@ -48,20 +59,11 @@ export class MachineCredentials {
     }
     const token = randomBytes(32).toString("base64url");
     const hash = hashToken(token);
-    const issuedAt = this.#now();
-    await this.#o.store.setMachineToken(serialNo, hash, issuedAt);
-    if (this.#o.cache) {
-      try {
-        await this.#o.cache.set(serialNo, hash, machineTopics(serialNo));
-      } catch (error) {
-        // The database already holds the new hash; Redis may still hold the old one. Retrying
-        // the request issues a fresh token and converges both.
-        throw new UnavailableError(
-          `Cannot store the token of ${serialNo} in Redis (the broker reads it there); retry`,
-          { cause: error },
-        );
-      }
-    }
+    const issuedAt = await this.#oneAtATime(serialNo, async () => {
+      const at = this.#now();
+      await this.#o.store.setMachineToken(serialNo, hash, at, (h) => this.#publish(serialNo, h));
+      return at;
+    });
     log.info("Issued a token for machine {serialNo}", { serialNo });
     return { serialNo, token, issuedAt };
   }
@@ -69,17 +71,11 @@ export class MachineCredentials {
   /** Revokes a machine's token: it stops working for new connections at once. */
   async revoke(serialNo: string): Promise<void> {
     this.#checkSerial(serialNo);
-    const found = await this.#o.store.setMachineToken(serialNo, null, this.#now());
+    const found = await this.#oneAtATime(
+      serialNo,
+      () => this.#o.store.setMachineToken(serialNo, null, this.#now(), (h) => this.#publish(serialNo, h)),
+    );
     if (!found) throw new NotFoundError(`No machine ${serialNo}`);
-    if (this.#o.cache) {
-      try {
-        await this.#o.cache.delete(serialNo);
-      } catch (error) {
-        throw new UnavailableError(`Cannot remove the token of ${serialNo} from Redis; retry`, {
-          cause: error,
-        });
-      }
-    }
     log.info("Revoked the token of machine {serialNo}", { serialNo });
   }
 
@@ -93,10 +89,21 @@ export class MachineCredentials {
         const cached = await cache.get(serialNo);
         if (cached !== null) return constantTimeEqual(hash, cached);
       } catch (error) {
-        log.warn("Redis unreachable while verifying {serialNo}, using the database: {error}", {
-          serialNo,
-          error,
-        });
+        if (error instanceof WrongTypeError) {
+          log.warn(
+            "{key} has the wrong type ({type}) for a credential; verifying {serialNo} in the database",
+            {
+              key: error.key,
+              type: error.type,
+              serialNo,
+            },
+          );
+        } else {
+          log.warn("Redis unreachable while verifying {serialNo}, using the database: {error}", {
+            serialNo,
+            error,
+          });
+        }
         return this.#verifyInDb(serialNo, hash, false);
       }
     }
@@ -111,15 +118,51 @@ export class MachineCredentials {
 
   async #verifyInDb(serialNo: string, hash: string, reseed: boolean): Promise<boolean> {
     const stored = await this.#o.store.getMachineTokenHash(serialNo);
-    if (stored === null) return false;
-    const ok = constantTimeEqual(hash, stored);
+    if (stored === null || !constantTimeEqual(hash, stored)) return false; // a denial writes nothing
     if (reseed) {
-      // Redis lost the key (flushed, restarted without persistence): put it back for EMQX.
-      await this.#o.cache!.set(serialNo, stored, machineTopics(serialNo)).catch((error) =>
+      // Redis lost the key (flushed, restarted without persistence): put it back for EMQX, under the
+      // row lock, and only if it is still the current hash and the key is still missing.
+      const cache = this.#o.cache!;
+      await this.#o.store.withMachineTokenHash(serialNo, async (current) => {
+        if (current === stored && await cache.get(serialNo) === null) {
+          await cache.set(serialNo, stored, machineTopics(serialNo));
+        }
+      }).catch((error) =>
         log.warn("Cannot re-seed the Redis credentials of {serialNo}: {error}", { serialNo, error })
       );
     }
-    return ok;
+    return true;
+  }
+
+  /** Writes the committed value to Redis (under the store's row lock): the hash, or its removal. */
+  async #publish(serialNo: string, hash: string | null): Promise<void> {
+    const cache = this.#o.cache;
+    if (!cache) return;
+    try {
+      if (hash === null) await cache.delete(serialNo);
+      else await cache.set(serialNo, hash, machineTopics(serialNo));
+    } catch (error) {
+      throw new UnavailableError(
+        `Cannot ${
+          hash === null ? "remove" : "store"
+        } the token of ${serialNo} in Redis (the broker reads it ` +
+          "there); nothing changed, retry",
+        { cause: error },
+      );
+    }
+  }
+
+  /** Runs `fn` after every earlier rotation / revocation of `serialNo` in this process has ended. */
+  async #oneAtATime<T>(serialNo: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.#pending.get(serialNo);
+    const mine = (before ?? Promise.resolve()).then(fn, fn);
+    const settled = mine.catch(() => {});
+    this.#pending.set(serialNo, settled);
+    try {
+      return await mine;
+    } finally {
+      if (this.#pending.get(serialNo) === settled) this.#pending.delete(serialNo);
+    }
   }
 
   #checkSerial(serialNo: string): void {

@@ -141,11 +141,24 @@ export interface Store {
   /**
    * Sets a machine's token hash (hex SHA-256) and `token_issued_at`, marking it registered and
    * creating it if needed; `null` clears the hash (revoke). Returns false only when clearing a
-   * machine that does not exist.
+   * machine that does not exist. `publish` runs after the row is written and before it commits,
+   * holding the machine's row lock (a throw rolls the change back): concurrent rotations of one
+   * machine, across gateways, reach the database and the credential cache in the same order.
    */
-  setMachineToken(serialNo: string, tokenHash: string | null, at: Date): Promise<boolean>;
+  setMachineToken(
+    serialNo: string,
+    tokenHash: string | null,
+    at: Date,
+    publish?: (tokenHash: string | null) => Promise<void>,
+  ): Promise<boolean>;
   /** The machine's current token hash, or null (unknown machine, never issued, or revoked). */
   getMachineTokenHash(serialNo: string): Promise<string | null>;
+  /**
+   * Runs `fn` with the machine's current token hash while holding its row lock, so no rotation or
+   * revocation commits meanwhile: how the credential cache is re-seeded without ever putting back
+   * a hash that was just replaced.
+   */
+  withMachineTokenHash<T>(serialNo: string, fn: (tokenHash: string | null) => Promise<T>): Promise<T>;
   /**
    * Inserts a command with status `queued` unless its message_id exists (idempotent: the same id
    * accepted twice is one command). Returns the stored row and whether this call inserted it.

@@ -93,19 +93,41 @@ export class MysqlCommands {
     return rows.length > 0;
   }
 
-  async setMachineToken(serialNo: string, tokenHash: string | null, at: Date): Promise<boolean> {
-    if (tokenHash === null) {
-      const result = await this.db.update(machines)
-        .set({ apiTokenHash: null, updatedAt: at })
-        .where(eq(machines.serialNo, serialNo));
-      return affected(result) > 0;
-    }
-    await this.db.insert(machines)
-      .values({ serialNo, registered: true, apiTokenHash: tokenHash, tokenIssuedAt: at })
-      .onDuplicateKeyUpdate({
-        set: { registered: true, apiTokenHash: tokenHash, tokenIssuedAt: at, updatedAt: at },
-      });
-    return true;
+  /** The UPDATE / upsert takes the machine's row lock; `publish` runs under it, before the commit. */
+  setMachineToken(
+    serialNo: string,
+    tokenHash: string | null,
+    at: Date,
+    publish?: (tokenHash: string | null) => Promise<void>,
+  ): Promise<boolean> {
+    return this.transaction(async (conn) => {
+      if (tokenHash === null) {
+        const [result] = await conn.query(
+          "UPDATE machines SET api_token_hash = NULL, updated_at = ? WHERE serial_no = ?",
+          [at, serialNo],
+        );
+        if (affected(result) === 0) return false;
+      } else {
+        await conn.query(
+          `INSERT INTO machines (serial_no, registered, api_token_hash, token_issued_at) VALUES (?, TRUE, ?, ?)
+            ON DUPLICATE KEY UPDATE registered = TRUE, api_token_hash = VALUES(api_token_hash),
+              token_issued_at = VALUES(token_issued_at), updated_at = VALUES(token_issued_at)`,
+          [serialNo, tokenHash, at],
+        );
+      }
+      await publish?.(tokenHash);
+      return true;
+    });
+  }
+
+  withMachineTokenHash<T>(serialNo: string, fn: (tokenHash: string | null) => Promise<T>): Promise<T> {
+    return this.transaction(async (conn) => {
+      const [rows] = await conn.query<mysql.RowDataPacket[]>(
+        "SELECT api_token_hash FROM machines WHERE serial_no = ? FOR UPDATE",
+        [serialNo],
+      );
+      return await fn((rows[0]?.api_token_hash as string | null | undefined) ?? null);
+    });
   }
 
   async getMachineTokenHash(serialNo: string): Promise<string | null> {

@@ -276,8 +276,17 @@ export class MysqlStore implements Store {
     return this.#commands.machineExists(serialNo);
   }
 
-  setMachineToken(serialNo: string, tokenHash: string | null, at: Date): Promise<boolean> {
-    return this.#commands.setMachineToken(serialNo, tokenHash, at);
+  setMachineToken(
+    serialNo: string,
+    tokenHash: string | null,
+    at: Date,
+    publish?: (tokenHash: string | null) => Promise<void>,
+  ): Promise<boolean> {
+    return this.#commands.setMachineToken(serialNo, tokenHash, at, publish);
+  }
+
+  withMachineTokenHash<T>(serialNo: string, fn: (tokenHash: string | null) => Promise<T>): Promise<T> {
+    return this.#commands.withMachineTokenHash(serialNo, fn);
   }
 
   getMachineTokenHash(serialNo: string): Promise<string | null> {

@@ -292,8 +292,33 @@ export class SqliteStore implements Store {
     return this.#exclusive(() => this.#commands.machineExists(serialNo));
   }
 
-  setMachineToken(serialNo: string, tokenHash: string | null, at: Date): Promise<boolean> {
-    return this.#exclusive(() => this.#commands.setMachineToken(serialNo, tokenHash, at));
+  // Under the store's lock and an IMMEDIATE transaction (SQLite's write lock, for another process
+  // on the file): `publish` runs before the commit, as the MySQL store does under its row lock.
+  setMachineToken(
+    serialNo: string,
+    tokenHash: string | null,
+    at: Date,
+    publish?: (tokenHash: string | null) => Promise<void>,
+  ): Promise<boolean> {
+    return this.#exclusive(() =>
+      this.db.transaction(async (tx) => {
+        const found = await new SqliteCommands(tx as unknown as SqliteDb).setMachineToken(
+          serialNo,
+          tokenHash,
+          at,
+        );
+        if (found) await publish?.(tokenHash);
+        return found;
+      }, { behavior: "immediate" })
+    );
+  }
+
+  withMachineTokenHash<T>(serialNo: string, fn: (tokenHash: string | null) => Promise<T>): Promise<T> {
+    return this.#exclusive(() =>
+      this.db.transaction(async (tx) => {
+        return await fn(await new SqliteCommands(tx as unknown as SqliteDb).getMachineTokenHash(serialNo));
+      }, { behavior: "immediate" })
+    );
   }
 
   getMachineTokenHash(serialNo: string): Promise<string | null> {
