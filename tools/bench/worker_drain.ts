@@ -68,7 +68,12 @@ function transactions(prefix: string, n: number, duplicateShare: number) {
       type: "transaction",
       serial_no: `${prefix}${machine}`,
       // Numbered per machine, as machines do: ids repeat across machines (a sale is the pair).
-      payload: { transaction_id: `T${prefix}${Math.floor(i / MACHINES)}`, slot_no: 1 + (i % 8), quantity: q, amount: 35 },
+      payload: {
+        transaction_id: `T${prefix}${Math.floor(i / MACHINES)}`,
+        slot_no: 1 + (i % 8),
+        quantity: q,
+        amount: 35,
+      },
       received_at: received,
     });
     jobs.push(job);
