@@ -12,7 +12,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
-import { and, count, desc, eq, gte, inArray, isNull, lt, or, sql } from "drizzle-orm";
+import { and, count, desc, eq, gte, isNull, lt, or, sql } from "drizzle-orm";
 import { type MigrationMeta, readMigrationFiles } from "drizzle-orm/migrator";
 import { drizzle, type SqliteRemoteDatabase } from "drizzle-orm/sqlite-proxy";
 import { embeddedMigrations } from "../embedded_migrations.ts";
@@ -197,17 +197,14 @@ export class SqliteStore implements Store {
           if (unique.has(key)) duplicates.push(keyOf(r));
           else unique.set(key, r);
         }
-        // Two IN lists use the (serial_no, transaction_id) index; other pairs they match are skipped.
+        // A row-value IN: one lookup per pair on the (serial_no, transaction_id) index.
         for (const part of chunks([...unique.values()])) {
+          const pairs = sql.join(part.map((r) => sql`(${r.serialNo}, ${r.transactionId})`), sql`, `);
           const existing = await tx.select({
             serialNo: transactions.serialNo,
             transactionId: transactions.transactionId,
-          })
-            .from(transactions)
-            .where(and(
-              inArray(transactions.serialNo, [...new Set(part.map((r) => r.serialNo))]),
-              inArray(transactions.transactionId, [...new Set(part.map((r) => r.transactionId))]),
-            ));
+          }).from(transactions)
+            .where(sql`(${transactions.serialNo}, ${transactions.transactionId}) IN (VALUES ${pairs})`);
           for (const found of existing) {
             if (unique.delete(saleKey(found))) duplicates.push(found);
           }
