@@ -123,6 +123,40 @@ Deno.test("a token issued over HTTP lets the machine in through the hooks and Re
   }
 });
 
+Deno.test("30 concurrent POST …/token on MariaDB: Redis and the database hold one hash, the last token reported is the only one the hook allows", async () => {
+  const t = await testEnv();
+  const gateway = new Gateway(t.config({ GATEWAY_ROLES: "api" }));
+  const serial = testSerial("M-ROT");
+  const redis = new Redis(SERVICES.redis);
+  try {
+    await gateway.start();
+    const reported: string[] = [];
+    await Promise.all(Array.from({ length: 30 }, async () => {
+      const r = await api(gateway, "POST", `/api/v1/machines/${serial}/token`);
+      assert.equal(r.status, 201);
+      reported.push(r.json.api_token);
+    }));
+    const [row] = await query<{ api_token_hash: string }>(
+      t.db.url,
+      "SELECT api_token_hash FROM machines WHERE serial_no = ?",
+      [serial],
+    );
+    assert.equal(await redis.hget(`machine_auth:${serial}`, "password_hash"), row!.api_token_hash);
+    assert.equal(row!.api_token_hash, sha256(reported.at(-1)!));
+    const allowed = [];
+    for (const password of reported) {
+      const r = await hook(gateway, "/emqx/authn", { clientid: serial, username: serial, password });
+      if (r.result === "allow") allowed.push(password);
+    }
+    assert.deepEqual(allowed, [reported.at(-1)]);
+  } finally {
+    redis.disconnect();
+    await gateway.close();
+    await t.cleanup();
+    await dropMachineKeys();
+  }
+});
+
 Deno.test("machines API: paged list with online/offline filter and the machine's detail", async () => {
   const t = await testEnv();
   const gateway = new Gateway(t.config({ GATEWAY_ROLES: "api", MACHINE_ONLINE_SECONDS: "60" }));
