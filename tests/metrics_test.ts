@@ -8,7 +8,16 @@
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { Gateway } from "../app/gateway.ts";
-import { machineClient, publishJson, SERVICES, startGateway, testEnv, uniqueId, waitFor } from "./support.ts";
+import {
+  machineClient,
+  publishJson,
+  query,
+  SERVICES,
+  startGateway,
+  testEnv,
+  uniqueId,
+  waitFor,
+} from "./support.ts";
 
 type Series = Map<string, number>;
 
@@ -50,6 +59,9 @@ Deno.test("GET /metrics after traffic: every series is there and counts what hap
   const outgoing = t.env.MQTT_OUTGOING_QUEUE!;
   try {
     await startGateway(gateway);
+    // A row the database refuses although it passes every schema (a CHECK added for this test): the
+    // worker retries it, then dead-letters it.
+    await query(t.db.url, "ALTER TABLE machine_logs ADD CONSTRAINT no_e_fail CHECK (code <> 'E-FAIL')");
     const serial = uniqueId("MET-");
     await publishJson(machine, `machine/${serial}/heartbeat`, { current_page: 1, temperature: 25.5 });
     await publishJson(machine, `machine/${serial}/heartbeat`, { current_page: 2, temperature: 26 });
@@ -59,12 +71,13 @@ Deno.test("GET /metrics after traffic: every series is there and counts what hap
       quantity: 1,
       amount: 35,
     });
-    // Valid JSON the database refuses (DECIMAL(12,2) overflows): retried, then dead-lettered.
+    // Valid JSON beyond the column's range (DECIMAL(12,2)): refused by the schema, dead at once.
     await publishJson(machine, `machine/${serial}/transaction`, {
       transaction_id: uniqueId("T"),
       slot_no: 1,
       amount: 1e10,
     });
+    await publishJson(machine, `machine/${serial}/error`, { code: "E-FAIL", message: "refused by SQL" });
     // Fails the transaction schema: dead-lettered by the worker at once.
     await publishJson(machine, `machine/${serial}/transaction`, { slot_no: 1 });
     // Malformed JSON: dead-lettered by the uplink; a bad serial: rejected and acknowledged.
@@ -77,7 +90,8 @@ Deno.test("GET /metrics after traffic: every series is there and counts what hap
         const jobs = (type: string, outcome: string) =>
           value(s.series, "gateway_jobs_total", { type, outcome });
         return jobs("heartbeat", "done") === 2 && jobs("transaction", "done") === 1 &&
-            jobs("transaction", "dead") === 2 && value(s.series, "gateway_mqtt_rejected_total") === 2
+            jobs("transaction", "dead") === 2 && jobs("error", "dead") === 1 &&
+            value(s.series, "gateway_mqtt_rejected_total") === 2
           ? s
           : null;
       },
@@ -87,13 +101,13 @@ Deno.test("GET /metrics after traffic: every series is there and counts what hap
 
     assert.equal(value(series, "gateway_mqtt_received_total", { type: "heartbeat" }), 2);
     assert.equal(value(series, "gateway_mqtt_received_total", { type: "transaction" }), 3);
-    assert.equal(value(series, "gateway_mqtt_received_total", { type: "error" }), 1);
+    assert.equal(value(series, "gateway_mqtt_received_total", { type: "error" }), 2);
     assert.equal(value(series, "gateway_mqtt_queued_total", { type: "heartbeat" }), 2);
     assert.equal(value(series, "gateway_mqtt_queued_total", { type: "transaction" }), 3);
-    assert.equal(value(series, "gateway_mqtt_queued_total", { type: "error" }), 0);
+    assert.equal(value(series, "gateway_mqtt_queued_total", { type: "error" }), 1);
     assert.equal(value(series, "gateway_mqtt_acked_total", { type: "heartbeat" }), 2);
     assert.equal(value(series, "gateway_mqtt_acked_total", { type: "transaction" }), 3);
-    assert.equal(value(series, "gateway_mqtt_acked_total", { type: "error" }), 1);
+    assert.equal(value(series, "gateway_mqtt_acked_total", { type: "error" }), 2);
     assert.equal(value(series, "gateway_mqtt_acked_total", { type: "rejected" }), 1);
     assert.equal(value(series, "gateway_mqtt_rejected_total", { reason: "invalid_json", type: "error" }), 1);
     assert.equal(
@@ -101,8 +115,9 @@ Deno.test("GET /metrics after traffic: every series is there and counts what hap
       1,
     );
 
-    assert.ok(value(series, "gateway_jobs_total", { type: "transaction", outcome: "retried" }) >= 1);
-    assert.equal(value(series, "gateway_dead_lettered_total", { queue: incoming }), 3);
+    assert.ok(value(series, "gateway_jobs_total", { type: "error", outcome: "retried" }) >= 1);
+    assert.equal(value(series, "gateway_jobs_total", { type: "transaction", outcome: "retried" }), 0);
+    assert.equal(value(series, "gateway_dead_lettered_total", { queue: incoming }), 4);
     assert.ok(value(series, "gateway_job_batch_duration_seconds_count", { type: "heartbeat" }) >= 1);
     assert.ok(value(series, "gateway_job_batch_duration_seconds_sum", { type: "transaction" }) > 0);
     assert.ok(
@@ -110,12 +125,12 @@ Deno.test("GET /metrics after traffic: every series is there and counts what hap
     );
 
     // Queue depths are read on the scrape itself (no /mqtt/status call made them current).
-    assert.equal(value(series, "gateway_queue_depth", { queue: incoming, state: "dead" }), 3);
+    assert.equal(value(series, "gateway_queue_depth", { queue: incoming, state: "dead" }), 4);
     assert.equal(value(series, "gateway_queue_depth", { queue: incoming, state: "ready" }), 0);
     assert.ok(series.has(`gateway_queue_depth{queue="${outgoing}",state="ready"}`));
     await redis.rpush(`${incoming}:dead`, "{}", "{}");
     const later = await scrape(gateway);
-    assert.equal(value(later.series, "gateway_queue_depth", { queue: incoming, state: "dead" }), 5);
+    assert.equal(value(later.series, "gateway_queue_depth", { queue: incoming, state: "dead" }), 6);
 
     assert.equal(value(series, "gateway_mqtt_connected", { client: "gateway" }), 1);
     assert.ok(value(series, "gateway_process_memory_bytes", { kind: "rss" }) > 10 * 2 ** 20);
