@@ -17,8 +17,9 @@
 import { isDeepStrictEqual } from "node:util";
 import { getLogger } from "@logtape/logtape";
 import { isConnectionError } from "../db/connection_error.ts";
+import { isDataError } from "../db/data_error.ts";
 import type { CommandRecord, NewCommand, Store } from "../db/store.ts";
-import { ConflictError, NotFoundError, UnavailableError } from "../lib/errors.ts";
+import { ConflictError, NotFoundError, UnavailableError, ValidationError } from "../lib/errors.ts";
 import { GroupCommit, type ItemResult } from "../lib/group_commit.ts";
 import type { Metrics } from "../lib/metrics.ts";
 import type { ReliableQueue } from "../queue/reliable_queue.ts";
@@ -31,6 +32,17 @@ function element(c: Parameters<typeof commandMessageOf>[0]): string {
 }
 
 const log = getLogger(["gateway", "downlink"]);
+
+/** A failed write as the request's result: a data error is the client's input, anything else is ours. */
+function refusal(error: unknown): { ok: false; error: unknown } {
+  if (!isDataError(error)) return { ok: false, error };
+  return {
+    ok: false,
+    error: new ValidationError(`The database cannot store this command: ${(error as Error).message}`, {
+      cause: error,
+    }),
+  };
+}
 
 export interface CommandRequest {
   serialNo: string;
@@ -183,7 +195,10 @@ export class CommandIntake {
     return results.map((r) => r!);
   }
 
-  /** The batch's rows; one bad command does not fail the others, an unreachable database fails all. */
+  /**
+   * The batch's rows; one bad command does not fail the others, an unreachable database fails all.
+   * A row the database refuses as data is the client's 422 (the schema should have caught it).
+   */
   async #record(batch: Asked[]): Promise<ItemResult<Accepted>[]> {
     const { store } = this.#o;
     try {
@@ -191,13 +206,12 @@ export class CommandIntake {
       const fresh = batch.every((a) => a.fresh);
       return (await store.createCommands(commands, { fresh })).map((value) => ({ ok: true, value }));
     } catch (error) {
-      if (batch.length === 1 || isConnectionError(error)) return batch.map(() => ({ ok: false, error }));
-      return await Promise.all(batch.map(({ command }) =>
-        store.createCommand(command).then(
-          (value): ItemResult<Accepted> => ({ ok: true, value }),
-          (error): ItemResult<Accepted> => ({ ok: false, error }),
-        )
-      ));
+      if (batch.length === 1 || isConnectionError(error)) return batch.map(() => refusal(error));
+      return await Promise.all(
+        batch.map(({ command }) =>
+          store.createCommand(command).then((value): ItemResult<Accepted> => ({ ok: true, value }), refusal)
+        ),
+      );
     }
   }
 

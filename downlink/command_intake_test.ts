@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { newCommandRecord } from "../db/command_record.ts";
 import type { NewCommand, Store } from "../db/store.ts";
-import { ConflictError, NotFoundError, UnavailableError } from "../lib/errors.ts";
+import { ConflictError, NotFoundError, UnavailableError, ValidationError } from "../lib/errors.ts";
 import type { Lease, ReliableQueue } from "../queue/reliable_queue.ts";
 import { CommandHandoff } from "./command_handoff.ts";
 import { CommandIntake } from "./command_intake.ts";
@@ -60,7 +60,11 @@ function recordingStore(options: { existing?: NewCommand[]; failBatch?: Error } 
     },
     createCommand: (c: NewCommand) => {
       singles.push(c.messageId);
-      if (c.payload.bad) return Promise.reject(new Error("Data too long for column 'payload'"));
+      if (c.payload.bad) {
+        return Promise.reject(
+          Object.assign(new Error("Data too long for column 'payload'"), { code: "ER_DATA_TOO_LONG" }),
+        );
+      }
       return Promise.resolve({ command: newCommandRecord(c), created: true });
     },
     finishQueuedCommand: (id: string) => (failed.push(id), Promise.resolve(true)),
@@ -147,7 +151,7 @@ Deno.test("command intake: a failed push marks every command of the batch failed
   assert.deepEqual(s.failed.sort(), ["A", "B"]);
 });
 
-Deno.test("command intake: a batch the database rejects is retried one by one, so one bad command fails alone", async () => {
+Deno.test("command intake: a batch the database rejects is retried one by one, so one bad command fails alone (422)", async () => {
   const s = recordingStore({ failBatch: new Error("Data too long for column 'payload'") });
   const queue = recordingQueue();
   const intake = new CommandIntake({ store: s.store, queue, defaultTtlSeconds: 60, maxInFlight: 1 });
@@ -159,6 +163,8 @@ Deno.test("command intake: a batch the database rejects is retried one by one, s
   const [b, bad] = await rest;
   assert.equal(b.status, "fulfilled");
   assert.equal(bad.status, "rejected");
+  assert.ok(bad.reason instanceof ValidationError, "the database refusing the data is the client's 422");
+  assert.match(bad.reason.message, /cannot store this command: Data too long for column 'payload'/);
   assert.deepEqual(s.singles, ["B", "BAD"]);
   assert.deepEqual(queue.pushes, [["A"], ["B"]]);
 });
