@@ -4,8 +4,11 @@
  * type's schema, runs each type's jobs as one batch (the types side by side, each on its own
  * database connection, so a batch takes as long as its slowest type rather than the sum), and,
  * when a batch fails, runs its jobs one by one so that a single bad job cannot hold back the rest.
+ * A job the database refuses as data ({@link isDataError}) is dead-lettered at once, like one that
+ * fails its schema.
  */
 import { isConnectionError } from "../db/connection_error.ts";
+import { isDataError } from "../db/data_error.ts";
 import { describeIssues } from "../lib/describe_issues.ts";
 import type { Lease } from "../queue/reliable_queue.ts";
 import { type BridgePayload, bridgePayloadSchema } from "../contract/incoming_job.ts";
@@ -17,6 +20,22 @@ export type Outcome =
   | { lease: Lease; type: string; status: "invalid"; reason: string }
   /** Failed this time: retry later. */
   | { lease: Lease; type: string; status: "failed"; error: unknown };
+
+/**
+ * A job that failed alone: the database refusing its data (a value the schemas let through but a
+ * column cannot hold) will refuse it every time, so it is dead-lettered at once; anything else is
+ * retried.
+ */
+function failed(g: { lease: Lease; job: Job<unknown> }, type: string, error: unknown): Outcome {
+  if (!isDataError(error)) return { lease: g.lease, type, status: "failed", error };
+  const message = error instanceof Error ? error.message : String(error);
+  return {
+    lease: g.lease,
+    type,
+    status: "invalid",
+    reason: `The database refuses ${type} from ${g.job.serialNo}: ${message}`,
+  };
+}
 
 export class Dispatcher {
   readonly #handlers = new Map<string, JobHandler>();
@@ -63,9 +82,7 @@ export class Dispatcher {
       // Database unreachable: trying each job alone would only wait out one connect timeout
       // after another (minutes for a batch) before the worker can hand the jobs back.
       if (group.length === 1 || isConnectionError(batchError)) {
-        for (const g of group) {
-          outcomes.push({ lease: g.lease, type: handler.type, status: "failed", error: batchError });
-        }
+        for (const g of group) outcomes.push(failed(g, handler.type, batchError));
         return outcomes;
       }
     }
@@ -74,7 +91,7 @@ export class Dispatcher {
         await handler.handle([g.job], ctx);
         outcomes.push({ lease: g.lease, type: handler.type, status: "done" });
       } catch (error) {
-        outcomes.push({ lease: g.lease, type: handler.type, status: "failed", error });
+        outcomes.push(failed(g, handler.type, error));
       }
     }
     return outcomes;

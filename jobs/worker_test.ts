@@ -202,3 +202,29 @@ Deno.test("the job types of one batch are written side by side, and their outcom
   assert.ok(transactionsStartedFirst, "the transactions waited for the heartbeats");
   assert.deepEqual(calls, [{ op: "ack", raw: hb }, { op: "ack", raw: tx }]);
 });
+
+Deno.test("a job the database refuses as data is dead-lettered at once; the others in its batch land", async () => {
+  const { queue, calls } = recordingQueue();
+  const refused = Object.assign(new Error("Out of range value for column 'slot_no'"), {
+    code: "ER_WARN_DATA_OUT_OF_RANGE",
+  });
+  const store = fakeStore({
+    recordTransactions: (rows) => {
+      if (rows.some((r) => r.transactionId === "DATA")) return Promise.reject(refused);
+      return Promise.resolve({ applied: [...rows], duplicates: [] });
+    },
+  });
+  const tx = (id: string) => job("transaction", { transaction_id: id, slot_no: 1, quantity: 1, amount: 1 });
+  await processBatch(options(queue, store), [lease(tx("A")), lease(tx("DATA")), lease(tx("C"))]);
+  assert.deepEqual(
+    calls.filter((c) => c.op === "ack").map((c) => JSON.parse(c.raw).payload.transaction_id),
+    ["A", "C"],
+  );
+  assert.deepEqual(calls.filter((c) => c.op === "retry"), [], "never retried");
+  const dead = calls.filter((c) => c.op === "dead");
+  assert.equal(dead.length, 1);
+  assert.match(
+    dead[0]!.reason!,
+    /The database refuses transaction from M-001: Out of range value for column 'slot_no'/,
+  );
+});

@@ -59,9 +59,13 @@ Deno.test("GET /metrics after traffic: every series is there and counts what hap
   const outgoing = t.env.MQTT_OUTGOING_QUEUE!;
   try {
     await startGateway(gateway);
-    // A row the database refuses although it passes every schema (a CHECK added for this test): the
-    // worker retries it, then dead-letters it.
-    await query(t.db.url, "ALTER TABLE machine_logs ADD CONSTRAINT no_e_fail CHECK (code <> 'E-FAIL')");
+    // A statement that fails although the row passes every schema and is not a data error (a trigger
+    // added for this test): the worker retries it, then dead-letters it.
+    await query(
+      t.db.url,
+      `CREATE TRIGGER e_fail BEFORE INSERT ON machine_logs FOR EACH ROW
+         IF NEW.code = 'E-FAIL' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused for the test'; END IF`,
+    );
     const serial = uniqueId("MET-");
     await publishJson(machine, `machine/${serial}/heartbeat`, { current_page: 1, temperature: 25.5 });
     await publishJson(machine, `machine/${serial}/heartbeat`, { current_page: 2, temperature: 26 });
