@@ -9,7 +9,7 @@ import { Hono } from "hono";
 import { randomBytes } from "node:crypto";
 import type { BrokerAuth } from "../auth/broker_auth.ts";
 import { CommandCenter } from "./command_center.ts";
-import { EmbeddedBroker } from "../broker/embedded_broker.ts";
+import { DEFAULT_MAX_PACKET_BYTES, EmbeddedBroker } from "../broker/embedded_broker.ts";
 import { MqttConnection, type MqttConnectionOptions } from "../mqtt/mqtt_connection.ts";
 import { PushBatcher } from "../uplink/push_batcher.ts";
 import { startUplink } from "../uplink/uplink.ts";
@@ -281,6 +281,9 @@ export class Gateway {
       gateway: { username, password },
       allowAnonymous: m.allowAnonymous,
       reservedClientIds: [m.clientId],
+      // Room for a message of MQTT_MAX_PAYLOAD_BYTES with its topic; larger ones are refused by the
+      // uplink anyway, so past this the broker need not buffer them.
+      maxPacketBytes: Math.max(DEFAULT_MAX_PACKET_BYTES, m.maxPayloadBytes + 64 * 1024),
     });
     this.#broker = broker;
     this.#onClose("embedded broker", () => broker.close());

@@ -28,6 +28,10 @@
  * the socket buffers and their own in-flight windows meanwhile. The gateway's connection is never
  * held back.
  *
+ * A client (other than a superuser) whose packet header announces more than `maxPacketBytes` is
+ * disconnected before the packet is buffered; any smaller publish is acknowledged as soon as it is
+ * read, however many socket reads it takes (see {@link EmbeddedBroker.disconnect} for revocation).
+ *
  * Sessions and in-flight QoS 1 messages live in memory: a message a machine had acknowledged by the
  * broker but the gateway had not yet stored in the queue is lost if the process dies in those
  * milliseconds. An external broker with persistence (EMQX) does not have this window.
@@ -65,15 +69,28 @@ export interface EmbeddedBrokerOptions {
    * machines' connections stop being read until half of them are through; default 1000, 0: no limit.
    */
   maxInflight?: number;
+  /**
+   * The largest MQTT packet a client other than a superuser may send; a client that announces a
+   * larger one is disconnected before its bytes are buffered (MQTT 3.1.1 has no reason code for
+   * it). Default {@link DEFAULT_MAX_PACKET_BYTES}.
+   */
+  maxPacketBytes?: number;
 }
 
 /** The aedes internals the publish gate hooks into (aedes 1.2: `lib/client.js`). */
 interface ReadingClient {
   /** Reads the connection's next packets once every packet read so far is handled. */
   _nextBatch?: (error?: Error) => void;
+  /** Packets read and not yet handled (0: aedes waits for 'readable'). */
+  _parsingBatch?: number;
+  /** mqtt-packet's parser: the packet being read, its length known once its header is. */
+  _parser?: { packet?: { length?: number } };
+  closed?: boolean;
 }
 
 const DEFAULT_MAX_INFLIGHT = 1000;
+/** 1 MiB: far above any message of the contract; the gateway passes more for larger settings. */
+export const DEFAULT_MAX_PACKET_BYTES = 1024 * 1024;
 
 interface Identity {
   username: string;
@@ -89,6 +106,8 @@ export interface EmbeddedBrokerStatus {
   clients: number;
   refused: number;
   dropped: number;
+  /** Clients disconnected for announcing a packet over the size limit. */
+  oversized: number;
   /** Machines' publishes in the broker now, and the most at once since the start. */
   inflight: number;
   inflight_peak: number;
@@ -124,6 +143,8 @@ export class EmbeddedBroker {
   #admitting: boolean;
   #refused = 0;
   #dropped = 0;
+  #oversized = 0;
+  readonly #maxPacketBytes: number;
   #port = 0;
   #closing?: Promise<void>;
 
@@ -153,6 +174,7 @@ export class EmbeddedBroker {
     this.#broker = broker;
     this.#admitting = options.gated === false;
     this.#reserved = new Set(options.reservedClientIds ?? []);
+    this.#maxPacketBytes = options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
     const maxInflight = options.maxInflight ?? DEFAULT_MAX_INFLIGHT;
     if (maxInflight > 0) this.#gate = new PublishGate({ high: maxInflight });
     broker.authenticate = (client, username, password, done) => {
@@ -267,6 +289,7 @@ export class EmbeddedBroker {
       clients: this.#broker.connectedClients ?? 0,
       refused: this.#refused,
       dropped: this.#dropped,
+      oversized: this.#oversized,
       inflight: this.#gate?.size ?? 0,
       inflight_peak: this.#gate?.peak ?? 0,
       reads_postponed: this.#gate?.deferrals ?? 0,
@@ -291,24 +314,54 @@ export class EmbeddedBroker {
    * a connection's next packets through `_nextBatch`, on 'readable' and when the packets read
    * before are handled. Until it has authenticated, and for superusers (the gateway), it reads as
    * aedes wants.
+   *
+   * aedes reads once per 'readable' (`conn.read()`, then parses), but Deno's `node:net` can push
+   * the socket's next bytes into the stream during that very read: they stay buffered and no
+   * 'readable' follows until the client sends more. A publish larger than one socket read (64 KB)
+   * then waited for the client's next packet (its PINGREQ, a minute later) before it was parsed
+   * and acknowledged. So after each read, bytes left behind while aedes is idle are read too.
    */
   #accept(conn: Socket): void {
     const client = this.#broker.handle(conn) as unknown as Client & ReadingClient;
     const gate = this.#gate;
     const original = client._nextBatch;
-    if (!gate || typeof original !== "function" || !conn.listeners("readable").includes(original)) {
-      if (gate) log.warn("This aedes reads differently: machines' reads are not held back");
+    if (typeof original !== "function" || !conn.listeners("readable").includes(original)) {
+      log.warn("This aedes reads differently: machines' reads are not held back nor caught up");
       return;
     }
+    let catchingUp = false;
+    const idleWithBytesLeft = () =>
+      !client.closed && client._parsingBatch === 0 && conn.readableLength > 0;
+    const read = () => {
+      original();
+      const declared = client._parser?.packet?.length ?? -1;
+      if (declared > this.#maxPacketBytes && !this.#identities.get(client)?.superuser) {
+        this.#oversized++;
+        log.warn("Disconnected MQTT client {clientId}: a packet of {bytes} bytes exceeds {max}", {
+          clientId: client.id ?? "(not connected)",
+          bytes: declared,
+          max: this.#maxPacketBytes,
+        });
+        conn.destroy();
+        return;
+      }
+      if (catchingUp || !idleWithBytesLeft()) return;
+      catchingUp = true;
+      setImmediate(() => {
+        catchingUp = false;
+        if (idleWithBytesLeft()) next();
+      });
+    };
     const next = (error?: Error) => {
+      if (error) return original(error);
       const who = this.#identities.get(client);
-      if (error || !who || who.superuser) return original(error);
-      gate.read(client, () => original());
+      if (!gate || !who || who.superuser) return read();
+      gate.read(client, read);
     };
     conn.removeListener("readable", original);
     conn.on("readable", next);
     client._nextBatch = next;
-    conn.once("close", () => gate.forget(client));
+    if (gate) conn.once("close", () => gate.forget(client));
   }
 
   #listen(): Promise<void> {

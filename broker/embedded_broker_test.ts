@@ -405,3 +405,95 @@ Deno.test("embedded broker: machines' publishes held in the broker stay near max
     await broker.close();
   }
 });
+
+/** A machine on a raw socket (keepalive 0: it never sends anything unasked), connected as M-1. */
+async function rawMachine(broker: EmbeddedBroker) {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: broker.port });
+  const received: number[] = [];
+  let closed = false;
+  const reading = (async () => {
+    const buf = new Uint8Array(4096);
+    try {
+      for (;;) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        received.push(...buf.subarray(0, n));
+      }
+    } catch {
+      // reset by the broker: closed as well
+    }
+    closed = true;
+  })();
+  await conn.write(mqttPacket(0x10, [
+    ...mqttString("MQTT"),
+    4,
+    0b11000010,
+    0,
+    0,
+    ...mqttString("M-1"),
+    ...mqttString("M-1"),
+    ...mqttString("token-1"),
+  ]));
+  await until(() => received.length >= 4, "CONNACK");
+  assert.deepEqual(received.splice(0, 4), [0x20, 2, 0, 0]);
+  return {
+    received,
+    get closed() {
+      return closed;
+    },
+    async write(bytes: Uint8Array) {
+      let at = 0;
+      while (at < bytes.length) at += await conn.write(bytes.subarray(at));
+    },
+    async close() {
+      if (!closed) conn.close();
+      await reading;
+    },
+  };
+}
+
+Deno.test("embedded broker: a 200,000-byte QoS 1 publish sent in one write is acknowledged without a next packet", async () => {
+  const broker = await startBroker();
+  const machine = await rawMachine(broker);
+  try {
+    // Written at once, it reaches Deno's socket in several 64 KB reads, the last one during aedes'
+    // read of the one before: before the fix its bytes stayed unread until the client sent more.
+    const payload = new Array(200_000).fill(0x61);
+    await machine.write(mqttPacket(0x32, [...mqttString("machine/M-1/transaction"), 0, 7, ...payload]));
+    await until(() => machine.received.length >= 4, "PUBACK (no other packet follows)", 10_000);
+    assert.deepEqual(machine.received.slice(0, 4), [0x40, 2, 0, 7]);
+    assert.equal(machine.closed, false);
+  } finally {
+    await machine.close();
+    await broker.close();
+  }
+});
+
+Deno.test("embedded broker: a client announcing a packet over maxPacketBytes is disconnected at once", async () => {
+  const broker = await startBroker({ maxPacketBytes: 100_000 });
+  const machine = await rawMachine(broker);
+  try {
+    // The header announces 300,000 bytes; only the first 70,000 are sent.
+    const header = mqttPacket(0x32, new Array(300_000).fill(0)).subarray(0, 4);
+    const start = new Uint8Array(70_000);
+    start.set(header);
+    start.set([0, 23, ...new TextEncoder().encode("machine/M-1/transaction"), 0, 8], 4);
+    await machine.write(start);
+    await until(() => machine.closed, "the broker to close the connection", 10_000);
+    assert.equal(machine.received.length, 0, "no PUBACK");
+    assert.equal(broker.status().oversized, 1);
+    // Up to the limit is fine.
+    const again = await rawMachine(broker);
+    try {
+      await again.write(mqttPacket(0x32, [...mqttString("machine/M-1/transaction"), 0, 9, ...new Array(90_000)
+        .fill(0x62)]));
+      await until(() => again.received.length >= 4, "PUBACK", 10_000);
+      assert.deepEqual(again.received.slice(0, 4), [0x40, 2, 0, 9]);
+    } finally {
+      await again.close();
+    }
+  } finally {
+    await machine.close();
+    await broker.close();
+  }
+});
