@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { parseProxyRegistry, type ProxyConfig } from "./devices/proxy_registry.ts";
+import { urlOrigin } from "./lib/redact.ts";
 
 /** Thrown when an environment variable has a value the gateway cannot use. */
 export class ConfigError extends Error {
@@ -75,7 +76,36 @@ const schema = {
   DEVICE_PROXIES_FILE: z.string().min(1).optional(),
   DEVICE_EVENT_BUFFER: int(0, 1_000_000).default(1000),
   DEVICE_SUMMARY_INTERVAL_MS: int(0, 86_400_000).default(60_000),
+  EMQX_HOOK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
+  EMQX_API_URL: url(["http", "https"]).optional(),
+  EMQX_API_KEY: z.string().min(1).optional(),
+  EMQX_API_SECRET: z.string().min(1).optional(),
 } as const;
+
+/** Variables whose value is a secret: an error never shows it, not even in part. */
+const SECRETS: ReadonlySet<string> = new Set([
+  "MQTT_PASSWORD",
+  "API_TOKEN",
+  "EMQX_HOOK_SECRET",
+  "EMQX_API_KEY",
+  "EMQX_API_SECRET",
+]);
+/** URLs whose path or query may be the secret (a webhook): an error shows their origin only. */
+const SECRET_PATH_URLS: ReadonlySet<string> = new Set(["ALERT_WEBHOOK_URL"]);
+
+/**
+ * How an error shows the bad value of `name`: secrets not at all, a URL without what comes before
+ * its last `@` (the user and password, however malformed), a webhook by its origin.
+ */
+function shownValue(name: string, value: string | undefined): string {
+  if (value === undefined) return "unset";
+  if (SECRETS.has(name)) return `${value.length} characters, not shown`;
+  if (SECRET_PATH_URLS.has(name)) return `${JSON.stringify(urlOrigin(value))}, path not shown`;
+  const at = value.lastIndexOf("@");
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(value)?.[0];
+  if (scheme && at > scheme.length) return JSON.stringify(`${scheme}***@${value.slice(at + 1)}`);
+  return JSON.stringify(value);
+}
 
 type Env = Record<string, string | undefined>;
 type Raw = { [K in keyof typeof schema]: z.output<(typeof schema)[K]> };
@@ -116,6 +146,12 @@ export interface Config {
     retryMaxMs: number;
   };
   alertWebhookUrl?: string;
+  emqx: {
+    /** When set, `/emqx/authn` and `/emqx/authz` answer only requests with this `x-hook-secret`. */
+    hookSecret?: string;
+    /** EMQX's REST API: revoking or rotating a token disconnects the machine's clients there. */
+    api?: { url: string; key: string; secret: string };
+  };
   commandTtlSeconds: number;
   /** A machine heard from within this many seconds counts as online (`GET /api/v1/machines`). */
   machineOnlineSeconds: number;
@@ -143,9 +179,12 @@ export function loadConfig(env: Env): Config {
     const parsed = (field as z.ZodType).safeParse(value === "" ? undefined : value);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      throw new ConfigError(name, `${issue?.message ?? "bad value"} (got ${JSON.stringify(value)})`, {
-        cause: parsed.error,
-      });
+      // No `cause` for a secret: zod's issues may carry the input.
+      throw new ConfigError(
+        name,
+        `${issue?.message ?? "bad value"} (got ${shownValue(name, value)})`,
+        SECRETS.has(name) || SECRET_PATH_URLS.has(name) ? undefined : { cause: parsed.error },
+      );
     }
     raw[name] = parsed.data;
   }
@@ -166,6 +205,9 @@ export function loadConfig(env: Env): Config {
     throw new ConfigError("MQTT_RECONNECT_MAX_DELAY", "must not be smaller than MQTT_RECONNECT_DELAY");
   }
   const proxies = loadProxies(r.DEVICE_PROXIES, r.DEVICE_PROXIES_FILE);
+  if (r.EMQX_API_URL && (!r.EMQX_API_KEY || !r.EMQX_API_SECRET)) {
+    throw new ConfigError("EMQX_API_URL", "needs EMQX_API_KEY and EMQX_API_SECRET (an EMQX API key)");
+  }
 
   return {
     mqtt: {
@@ -203,6 +245,12 @@ export function loadConfig(env: Env): Config {
       retryMaxMs: r.JOB_RETRY_MAX_MS,
     },
     alertWebhookUrl: r.ALERT_WEBHOOK_URL,
+    emqx: {
+      hookSecret: r.EMQX_HOOK_SECRET,
+      api: r.EMQX_API_URL
+        ? { url: r.EMQX_API_URL, key: r.EMQX_API_KEY!, secret: r.EMQX_API_SECRET! }
+        : undefined,
+    },
     commandTtlSeconds: r.COMMAND_TTL_SECONDS,
     machineOnlineSeconds: r.MACHINE_ONLINE_SECONDS,
     roles,
@@ -260,6 +308,36 @@ function loadProxies(inline: string | undefined, file: string | undefined): Prox
   } catch (error) {
     throw new ConfigError(variable, (error as Error).message, { cause: error });
   }
+}
+
+/**
+ * Settings of `config` that trade safety away, each with its consequence: the gateway logs them as
+ * warnings at start (docs/security.md lists them all).
+ */
+export function riskySettings(config: Config): string[] {
+  const risks: string[] = [];
+  const { mqtt, roles } = config;
+  const runsBroker = !mqtt.url && (roles.has("uplink") || roles.has("downlink"));
+  if (roles.has("uplink") && mqtt.url && mqtt.protocolVersion === 5 && mqtt.sessionExpiry === 0) {
+    risks.push(
+      "MQTT_SESSION_EXPIRY=0 with the uplink role: the broker ends the gateway's session at every " +
+        "disconnect, so what machines publish while the gateway is away (restart, crash, network) is " +
+        "acknowledged by the broker and then dropped; lost sales. Keep it at least as long as a restart",
+    );
+  }
+  if (runsBroker && mqtt.allowAnonymous) {
+    risks.push(
+      `MQTT_ALLOW_ANONYMOUS=true: anyone who reaches ${mqtt.listenHost}:${mqtt.listenPort} may publish ` +
+        "heartbeats, errors and sales as any machine and read any one machine's commands (demos only)",
+    );
+  }
+  if (roles.has("api") && mqtt.url && !config.emqx.api) {
+    risks.push(
+      "no EMQX_API_URL: revoking or rotating a machine's token refuses its next connection, but its " +
+        "open session on the external broker stays up until it disconnects",
+    );
+  }
+  return risks;
 }
 
 /** The names of every variable {@link loadConfig} reads (used by docs and the compose check). */

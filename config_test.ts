@@ -59,3 +59,59 @@ Deno.test("a bad value is an error naming the variable, never a silent default",
 Deno.test("roles select parts of the gateway", () => {
   assert.deepEqual([...loadConfig({ GATEWAY_ROLES: "uplink, worker" }).roles], ["uplink", "worker"]);
 });
+
+Deno.test("a bad value's error never shows a secret or a URL's user and password", () => {
+  const cases: [Record<string, string>, string, string[]][] = [
+    [{ API_TOKEN: "abcdefghijklmno" }, "API_TOKEN", ["abcdefghijklmno"]],
+    [{ EMQX_HOOK_SECRET: "hook-secret" }, "EMQX_HOOK_SECRET", ["hook-secret"]],
+    [{ DATABASE_URL: "mysql://gw:s3cr3t-pw@db:99999/gw" }, "DATABASE_URL", ["s3cr3t-pw", "gw:"]],
+    [{ REDIS_URL: "redis://:r3d1s-pw@cache:123456/0" }, "REDIS_URL", ["r3d1s-pw"]],
+    // Malformed: a password with an unencoded "@" is hidden as a whole too.
+    [{ DATABASE_URL: "mysql://gw:p@ss-w0rd@db:99999/gw" }, "DATABASE_URL", ["ss-w0rd", "p@ss"]],
+    [{ MQTT_URL: "mqtt://gw:mq-pw@broker:0x1/" }, "MQTT_URL", ["mq-pw"]],
+    [{ ALERT_WEBHOOK_URL: "ftp://hooks.example.com/T000/B000/xyzzy-secret" }, "ALERT_WEBHOOK_URL", [
+      "xyzzy-secret",
+    ]],
+    [{ EMQX_API_URL: "http://emqx:18083", EMQX_API_KEY: "key-1" }, "EMQX_API_URL", ["key-1"]],
+  ];
+  for (const [env, name, secrets] of cases) {
+    assert.throws(() => loadConfig(env), (e: unknown) => {
+      assert.ok(e instanceof ConfigError, `${name}: ${e}`);
+      assert.equal(e.variable, name);
+      const shown = `${e.message} ${JSON.stringify(e.cause ?? null)}`;
+      for (const secret of secrets) assert.ok(!shown.includes(secret), `${name} shows ${secret}: ${shown}`);
+      return true;
+    });
+  }
+  // What is not secret is still shown, so the mistake can be found.
+  assert.throws(() => loadConfig({ DATABASE_URL: "mysql://gw:pw@db:99999/gw" }), /\*\*\*@db:99999\/gw/);
+  assert.throws(() => loadConfig({ HTTP_PORT: "70000" }), /got "70000"/);
+});
+
+Deno.test("risky settings are named with their consequence", async () => {
+  const { riskySettings } = await import("./config.ts");
+  const external = {
+    MQTT_URL: "mqtt://emqx:1883",
+    EMQX_API_URL: "http://emqx:18083",
+    EMQX_API_KEY: "k",
+    EMQX_API_SECRET: "s",
+  };
+  assert.deepEqual(riskySettings(loadConfig(external)), []);
+  assert.deepEqual(riskySettings(loadConfig({})), []);
+  const expiry = riskySettings(loadConfig({ ...external, MQTT_SESSION_EXPIRY: "0" }));
+  assert.equal(expiry.length, 1);
+  assert.match(expiry[0]!, /MQTT_SESSION_EXPIRY=0 .*dropped; lost sales/);
+  // Not for a gateway without the uplink role.
+  assert.deepEqual(
+    riskySettings(loadConfig({ ...external, MQTT_SESSION_EXPIRY: "0", GATEWAY_ROLES: "api" })),
+    [],
+  );
+  assert.match(
+    riskySettings(loadConfig({ MQTT_ALLOW_ANONYMOUS: "true" })).join(),
+    /publish .* as any machine/,
+  );
+  assert.match(
+    riskySettings(loadConfig({ MQTT_URL: "mqtt://emqx:1883" })).join(),
+    /no EMQX_API_URL: .*open session .* stays up/,
+  );
+});

@@ -13,6 +13,8 @@ import type { BrokerAuth } from "../auth/broker_auth.ts";
 import { RedisCredentialCache } from "../auth/credential_cache.ts";
 import { MachineAuth } from "../auth/machine_auth.ts";
 import { MachineCredentials } from "../auth/machine_credentials.ts";
+import { MachineSessions } from "../auth/machine_sessions.ts";
+import { EmqxSessions } from "../auth/emqx_sessions.ts";
 import type { Config } from "../config.ts";
 import type { Store } from "../db/store.ts";
 import type { Metrics } from "../lib/metrics.ts";
@@ -40,6 +42,11 @@ export class CommandCenter {
   readonly credentials?: MachineCredentials;
   /** The broker policy: used by the EMQX hooks and the embedded broker. */
   readonly brokerAuth?: BrokerAuth;
+  /**
+   * Where a revoked or rotated machine's open MQTT sessions are ended: EMQX (with `EMQX_API_URL`) from
+   * here, the embedded broker once gateway.ts has started it.
+   */
+  readonly sessions = new MachineSessions();
   /** The HTTP API (role `api`); mount it with `app.route("/", api)`. */
   readonly api?: OpenAPIHono;
   readonly #deps: CommandCenterDeps;
@@ -62,6 +69,10 @@ export class CommandCenter {
         retryStrategy: (times) => Math.min(times * 200, 2000),
       });
       this.#redis.on("error", () => {}); // callers see their command fail and fall back or retry
+    }
+    if (config.emqx.api) {
+      const { url, key, secret } = config.emqx.api;
+      this.sessions.add(new EmqxSessions({ apiUrl: url, apiKey: key, apiSecret: secret }));
     }
     if (store) {
       this.credentials = new MachineCredentials({
@@ -89,7 +100,10 @@ export class CommandCenter {
         store,
         intake,
         credentials: this.credentials,
+        sessions: this.sessions,
         brokerAuth: this.brokerAuth,
+        hookSecret: config.emqx.hookSecret,
+        metrics: deps.metrics,
         onlineWindowSeconds: config.machineOnlineSeconds,
         guard: false, // app/gateway.ts guards /api/* for every sub-app
       });

@@ -13,7 +13,7 @@ import { DEFAULT_MAX_PACKET_BYTES, EmbeddedBroker } from "../broker/embedded_bro
 import { MqttConnection, type MqttConnectionOptions } from "../mqtt/mqtt_connection.ts";
 import { PushBatcher } from "../uplink/push_batcher.ts";
 import { startUplink } from "../uplink/uplink.ts";
-import type { Config } from "../config.ts";
+import { type Config, riskySettings } from "../config.ts";
 import { openStore } from "../db/open_store.ts";
 import { DeviceService } from "../devices/device_service.ts";
 import type { Store } from "../db/store.ts";
@@ -110,6 +110,7 @@ export class Gateway {
     // The embedded broker checks machine tokens, which live in the store.
     const needsStore = roles.has("worker") || roles.has("api") || roles.has("downlink") || embeddedBroker;
 
+    for (const risk of riskySettings(config)) log.warn("Risky setting: {risk}", { risk });
     try {
       if (needsStore) await this.#openStore();
       if (needsQueue) this.#openQueues();
@@ -287,9 +288,8 @@ export class Gateway {
     });
     this.#broker = broker;
     this.#onClose("embedded broker", () => broker.close());
-    if (m.allowAnonymous) {
-      log.warn("MQTT_ALLOW_ANONYMOUS=true: clients without credentials may act as any machine");
-    }
+    // Revoking or rotating a token (role api, this process) ends the machine's sessions here.
+    commands.sessions.add(broker);
     return { url: broker.url, username, password };
   }
 

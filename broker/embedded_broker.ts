@@ -30,7 +30,7 @@
  *
  * A client (other than a superuser) whose packet header announces more than `maxPacketBytes` is
  * disconnected before the packet is buffered; any smaller publish is acknowledged as soon as it is
- * read, however many socket reads it takes (see {@link EmbeddedBroker.disconnect} for revocation).
+ * read, however many socket reads it takes and {@link EmbeddedBroker.closeSessions} ends a machine's sessions when its token is revoked.
  *
  * Sessions and in-flight QoS 1 messages live in memory: a message a machine had acknowledged by the
  * broker but the gateway had not yet stored in the queue is lost if the process dies in those
@@ -41,6 +41,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { getLogger } from "@logtape/logtape";
 import { Aedes, type AuthenticateError, type Client, type PublishPacket } from "aedes";
 import type { BrokerAuth, MqttAction } from "../auth/broker_auth.ts";
+import type { SessionCloser } from "../auth/machine_sessions.ts";
 import { PublishGate } from "./publish_gate.ts";
 import { parseUplinkTopic } from "../contract/topics.ts";
 
@@ -131,7 +132,8 @@ export function anonymousMayUse(action: MqttAction, topic: string): boolean {
   return COMMAND_TOPIC.test(topic);
 }
 
-export class EmbeddedBroker {
+export class EmbeddedBroker implements SessionCloser {
+  readonly name = "embedded broker";
   readonly #options: EmbeddedBrokerOptions;
   readonly #broker: Aedes;
   readonly #server: Server;
@@ -296,6 +298,23 @@ export class EmbeddedBroker {
     };
   }
 
+  /**
+   * Disconnects every client that connected with this username (a machine's serial_no) now, as
+   * after its token is revoked or rotated: it must connect again, with a token that works.
+   */
+  closeSessions(username: string): Promise<number> {
+    const clients = (this.#broker as unknown as { clients: Record<string, Client> }).clients;
+    let closed = 0;
+    for (const client of Object.values(clients)) {
+      const who = this.#identities.get(client);
+      if (who && !who.superuser && who.username === username) {
+        client.close();
+        closed++;
+      }
+    }
+    return Promise.resolve(closed);
+  }
+
   /** Idempotent: stops listening, disconnects every client, and waits for both. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
@@ -330,8 +349,7 @@ export class EmbeddedBroker {
       return;
     }
     let catchingUp = false;
-    const idleWithBytesLeft = () =>
-      !client.closed && client._parsingBatch === 0 && conn.readableLength > 0;
+    const idleWithBytesLeft = () => !client.closed && client._parsingBatch === 0 && conn.readableLength > 0;
     const read = () => {
       original();
       const declared = client._parser?.packet?.length ?? -1;

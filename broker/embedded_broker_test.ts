@@ -485,8 +485,13 @@ Deno.test("embedded broker: a client announcing a packet over maxPacketBytes is 
     // Up to the limit is fine.
     const again = await rawMachine(broker);
     try {
-      await again.write(mqttPacket(0x32, [...mqttString("machine/M-1/transaction"), 0, 9, ...new Array(90_000)
-        .fill(0x62)]));
+      await again.write(mqttPacket(0x32, [
+        ...mqttString("machine/M-1/transaction"),
+        0,
+        9,
+        ...new Array(90_000)
+          .fill(0x62),
+      ]));
       await until(() => again.received.length >= 4, "PUBACK", 10_000);
       assert.deepEqual(again.received.slice(0, 4), [0x40, 2, 0, 9]);
     } finally {

@@ -5,6 +5,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { Alert } from "./job_handler.ts";
+import { urlOrigin } from "../lib/redact.ts";
 
 const log = getLogger(["gateway", "alert"]);
 
@@ -39,9 +40,15 @@ export class Alerter {
         log.error("Alert webhook answered {status} for {serialNo}", { status: res.status, ...alert });
       }
     } catch (error) {
-      log.error("Cannot deliver alert for {serialNo} to the webhook: {error}", {
+      // fetch's message names the URL, whose path is often the webhook's secret.
+      const url = this.webhookUrl!;
+      const origin = urlOrigin(url);
+      let message = String((error as Error).message);
+      for (const form of [url, new URL(url).href]) message = message.replaceAll(form, `${origin}/…`);
+      log.error("Cannot deliver alert for {serialNo} to the webhook at {origin}: {error}", {
         serialNo: alert.serialNo,
-        error,
+        origin,
+        error: message,
       });
     }
   }

@@ -64,6 +64,7 @@ export function netAllowList(config: Config): string[] {
   if (config.redis.url) hosts.push(netAddress(config.redis.url));
   if (config.database.url) hosts.push(netAddress(config.database.url));
   if (config.alertWebhookUrl) hosts.push(netAddress(config.alertWebhookUrl));
+  if (config.emqx.api) hosts.push(netAddress(config.emqx.api.url));
   for (const proxy of config.devices.proxies) hosts.push(netAddress(proxy.base_url));
   hosts.push(...listenAddresses(config.http.host, config.http.port));
   return [...new Set(hosts)].sort();

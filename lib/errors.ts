@@ -46,3 +46,17 @@ export class UnavailableError extends GatewayError {
   override readonly code = "unavailable";
   override name = "UnavailableError";
 }
+
+/** The client's request could not be read (it went away, or sent a broken body). */
+export class BadRequestError extends GatewayError {
+  override readonly status = 400;
+  override readonly code = "bad_request";
+  override name = "BadRequestError";
+}
+
+/** The client did not send its request body within the deadline. */
+export class RequestTimeoutError extends GatewayError {
+  override readonly status = 408;
+  override readonly code = "request_timeout";
+  override name = "RequestTimeoutError";
+}

@@ -111,6 +111,14 @@ export function createMetrics() {
       labelNames: ["status"] as const,
       registers,
     }),
+    emqxHooks: new Counter({
+      name: "gateway_emqx_hook_requests_total",
+      help: "Calls of /emqx/authn and /emqx/authz by answer: allow, deny (checked), deny_cached (a " +
+        "denial of the last seconds), deny_request (bad secret, body or input), ignore_busy / " +
+        "ignore_rate (authn not checked: too many checks in flight / from this source)",
+      labelNames: ["hook", "answer"] as const,
+      registers,
+    }),
     devicesEventsDropped: new Counter({
       name: "gateway_devices_events_dropped_total",
       help: "Device events dropped (oldest first) because the offline buffer was full",

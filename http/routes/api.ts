@@ -1,15 +1,16 @@
 /**
  * @module api
- * The HTTP API as one app: `/api/v1/*` (bearer token, body size cap), the EMQX hooks, and the
- * OpenAPI document and docs page. `app/gateway.ts` mounts it beside the health routes.
+ * The HTTP API as one app: `/api/v1/*` (bearer token, then body size cap and deadline), the EMQX
+ * hooks (their own limits, see emqx_hooks.ts), and the OpenAPI document and docs page.
+ * `app/gateway.ts` mounts it beside the health routes.
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
-import { bodyLimit } from "hono/body-limit";
 import type { MachineCredentials } from "../../auth/machine_credentials.ts";
 import type { BrokerAuth } from "../../auth/broker_auth.ts";
 import type { CommandIntake } from "../../downlink/command_intake.ts";
 import type { Store } from "../../db/store.ts";
-import { PayloadTooLargeError } from "../../lib/errors.ts";
+import type { MachineSessions } from "../../auth/machine_sessions.ts";
+import type { Metrics } from "../../lib/metrics.ts";
 import { guardApi } from "../middleware/api_guard.ts";
 import { commandRoutes } from "./commands.ts";
 import { mountDocs } from "../docs.ts";
@@ -24,7 +25,12 @@ export interface ApiDeps {
   store: Store;
   intake: CommandIntake;
   credentials: MachineCredentials;
+  /** Where a revoked or rotated machine's open sessions are ended; none: they stay up. */
+  sessions?: MachineSessions;
   brokerAuth: BrokerAuth;
+  /** `EMQX_HOOK_SECRET`. */
+  hookSecret?: string;
+  metrics?: Metrics;
   onlineWindowSeconds: number;
   maxTtlSeconds?: number;
   version?: string;
@@ -35,12 +41,6 @@ export interface ApiDeps {
 
 export function apiRoutes(deps: ApiDeps): OpenAPIHono {
   const app = apiApp();
-  const limit = bodyLimit({
-    maxSize: deps.maxBodyBytes,
-    onError: () => {
-      throw new PayloadTooLargeError(`Request body exceeds ${deps.maxBodyBytes} bytes (HTTP_MAX_BODY_BYTES)`);
-    },
-  });
   if (deps.guard !== false) {
     guardApi(app, {
       apiToken: deps.apiToken,
@@ -48,14 +48,13 @@ export function apiRoutes(deps: ApiDeps): OpenAPIHono {
       maxInFlight: deps.maxInFlight ?? 256,
     });
   }
-  app.use("/emqx/*", limit);
   app.route("/", machineRoutes({ store: deps.store, onlineWindowSeconds: deps.onlineWindowSeconds }));
   app.route(
     "/",
     commandRoutes({ store: deps.store, intake: deps.intake, maxTtlSeconds: deps.maxTtlSeconds }),
   );
-  app.route("/", tokenRoutes({ credentials: deps.credentials }));
-  app.route("/", emqxHookRoutes({ auth: deps.brokerAuth }));
+  app.route("/", tokenRoutes({ credentials: deps.credentials, sessions: deps.sessions }));
+  app.route("/", emqxHookRoutes({ auth: deps.brokerAuth, secret: deps.hookSecret, metrics: deps.metrics }));
   mountDocs(app, { version: deps.version ?? "1" });
   return app;
 }

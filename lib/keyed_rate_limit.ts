@@ -1,0 +1,40 @@
+/**
+ * @module keyed_rate_limit
+ * A token bucket per key (a client's address): `take(key)` is true while the key has tokens left,
+ * refilled at `perSecond` up to `burst`. At most `maxKeys` buckets are kept (the oldest go first;
+ * a key seen again starts full), so a flood of fresh addresses cannot grow memory.
+ */
+
+export interface KeyedRateLimitOptions {
+  perSecond: number;
+  burst: number;
+  maxKeys?: number;
+  now?: () => number;
+}
+
+export class KeyedRateLimit {
+  readonly #o: Required<KeyedRateLimitOptions>;
+  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(o: KeyedRateLimitOptions) {
+    this.#o = { maxKeys: 10_000, now: () => performance.now(), ...o };
+  }
+
+  take(key: string): boolean {
+    const now = this.#o.now();
+    let bucket = this.#buckets.get(key);
+    if (!bucket) {
+      if (this.#buckets.size >= this.#o.maxKeys) {
+        this.#buckets.delete(this.#buckets.keys().next().value!);
+      }
+      bucket = { tokens: this.#o.burst, at: now };
+      this.#buckets.set(key, bucket);
+    } else {
+      bucket.tokens = Math.min(this.#o.burst, bucket.tokens + ((now - bucket.at) / 1000) * this.#o.perSecond);
+      bucket.at = now;
+    }
+    if (bucket.tokens < 1) return false;
+    bucket.tokens--;
+    return true;
+  }
+}
