@@ -59,6 +59,7 @@ const schema = {
   HTTP_PORT: int(0, 65535).default(5200),
   HTTP_MAX_BODY_BYTES: int(256, 64 * 1024 * 1024).default(64 * 1024),
   HTTP_MAX_IN_FLIGHT: int(1, 100_000).default(256),
+  HTTP_BODY_TIMEOUT_MS: int(100, 600_000).default(10_000),
   API_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
   WORKER_CONCURRENCY: int(1, 64).default(2),
   WORKER_BATCH_SIZE: int(1, 5000).default(200),
@@ -137,7 +138,15 @@ export interface Config {
   };
   redis: { url?: string; incomingQueue: string; outgoingQueue: string };
   database: { url?: string; dataDir: string };
-  http: { host: string; port: number; maxBodyBytes: number; maxInFlight: number; apiToken?: string };
+  http: {
+    host: string;
+    port: number;
+    maxBodyBytes: number;
+    maxInFlight: number;
+    /** An `/api/*` request's body must have arrived this long after its headers (else 408). */
+    bodyTimeoutMs: number;
+    apiToken?: string;
+  };
   worker: {
     concurrency: number;
     batchSize: number;
@@ -235,6 +244,7 @@ export function loadConfig(env: Env): Config {
       port: r.HTTP_PORT,
       maxBodyBytes: r.HTTP_MAX_BODY_BYTES,
       maxInFlight: r.HTTP_MAX_IN_FLIGHT,
+      bodyTimeoutMs: r.HTTP_BODY_TIMEOUT_MS,
       apiToken: r.API_TOKEN,
     },
     worker: {

@@ -146,6 +146,7 @@ export class Gateway {
           apiToken: this.apiToken,
           maxBodyBytes: this.config.http.maxBodyBytes,
           maxInFlight: this.config.http.maxInFlight,
+          bodyTimeoutMs: this.config.http.bodyTimeoutMs,
         },
         api: this.#commands?.api,
         devices: this.#devices,

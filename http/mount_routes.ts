@@ -33,7 +33,10 @@ export function mountRoutes(app: Hono, parts: MountedParts): void {
   }
   if (queues) checks.queue = () => queues.ping();
   if (store) checks.database = () => store.ping();
-  app.route("/", healthRoutes({ checks, status: parts.status, metrics: parts.metrics }));
+  app.route(
+    "/",
+    healthRoutes({ checks, status: parts.status, metrics: parts.metrics, apiToken: parts.guard.apiToken }),
+  );
   // Before the routes it protects: Hono applies middleware only to routes registered after it.
   guardApi(app, parts.guard);
   if (parts.api) app.route("/", parts.api);

@@ -294,7 +294,9 @@ Deno.test("devices role alone: every proxy exchange becomes the seed's MQTT even
     assert.equal((await start(idOk, undefined)).status, 200);
 
     // GET /mqtt/status
-    const status = await (await gateway.app.request("/mqtt/status")).json() as Json;
+    const status = await (await gateway.app.request("/mqtt/status", {
+      headers: { authorization: `Bearer ${gateway.apiToken}` },
+    })).json() as Json;
     assert.equal(status.connected, true);
     assert.deepEqual(status.roles, ["devices"]);
     assert.deepEqual(status.backends, { broker: "external", queue: null, database: null });
@@ -308,7 +310,9 @@ Deno.test("devices role alone: every proxy exchange becomes the seed's MQTT even
     assert.equal((devices.events as Json).buffered, 0);
     assert.equal((devices.events as Json).dropped, 0);
     assert.ok((status.subscriptions as string[]).includes("mcs/events/DeviceService/status/+"));
-    const metrics = await (await gateway.app.request("/metrics")).text();
+    const metrics = await (await gateway.app.request("/metrics", {
+      headers: { authorization: `Bearer ${gateway.apiToken}` },
+    })).text();
     assert.match(metrics, /gateway_devices_checks_total\{status="timeout"\} \d+/);
   } finally {
     await gateway.close();
@@ -424,7 +428,9 @@ Deno.test("broker restarted during checks: events are kept (bounded, drops count
     );
     const lastBefore = Math.max(...deviceSeqs());
     assert.equal(devices.publisher.buffered, 6);
-    const down = await (await gateway.app.request("/mqtt/status")).json() as Json;
+    const down = await (await gateway.app.request("/mqtt/status", {
+      headers: { authorization: `Bearer ${gateway.apiToken}` },
+    })).json() as Json;
     assert.equal(down.connected, false);
     assert.equal(((down.devices as Json).events as Json).buffered, 6);
 
@@ -463,11 +469,15 @@ Deno.test("broker restarted during checks: events are kept (bounded, drops count
       `the kept checks are the last ones: ${detail}`,
     );
 
-    const metrics = await (await gateway.app.request("/metrics")).text();
+    const metrics = await (await gateway.app.request("/metrics", {
+      headers: { authorization: `Bearer ${gateway.apiToken}` },
+    })).text();
     const dropped = Number(/gateway_devices_events_dropped_total (\d+)/.exec(metrics)?.[1]);
     assert.equal(dropped, devices.publisher.dropped);
     assert.ok(dropped >= 4);
-    const up = await (await gateway.app.request("/mqtt/status")).json() as Json;
+    const up = await (await gateway.app.request("/mqtt/status", {
+      headers: { authorization: `Bearer ${gateway.apiToken}` },
+    })).json() as Json;
     assert.equal(up.connected, true);
     assert.ok(((up.connection as Json).reconnects as number) >= 1);
   } finally {

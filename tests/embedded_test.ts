@@ -72,7 +72,9 @@ Deno.test("embedded mode: a machine's heartbeat and transaction (twice) land in 
   const clients: MqttClient[] = [];
   try {
     await gateway.start();
-    const status = await (await gateway.app.request("/mqtt/status")).json();
+    const status = await (await gateway.app.request("/mqtt/status", {
+      headers: { authorization: `Bearer ${gateway.apiToken}` },
+    })).json();
     assert.deepEqual(status.backends, { broker: "embedded", queue: "sqlite", database: "sqlite" });
     assert.equal(status.connected, true);
     assert.equal(status.embedded_broker.port, gateway.embeddedBroker!.port);
@@ -246,10 +248,14 @@ Deno.test("embedded mode: a job left leased by a killed worker is processed afte
       );
       const slots = sqliteRows(dataDir, "SELECT stock FROM machine_slots WHERE serial_no = ?", serial);
       assert.deepEqual(slots.map((s) => s.stock), [-2]);
-      const status = await (await gateway.app.request("/mqtt/status")).json();
+      const status = await (await gateway.app.request("/mqtt/status", {
+        headers: { authorization: `Bearer ${gateway.apiToken}` },
+      })).json();
       await waitFor(
         async () => {
-          const s = await (await gateway.app.request("/mqtt/status")).json();
+          const s = await (await gateway.app.request("/mqtt/status", {
+            headers: { authorization: `Bearer ${gateway.apiToken}` },
+          })).json();
           const depth = s.queues.mqtt_incoming_jobs;
           return depth.processing === 0 && depth.ready === 0 && depth.dead === 0;
         },
@@ -310,7 +316,9 @@ Deno.test("embedded mode: setting one variable swaps one backend, without code c
   }));
   try {
     await gateway.start();
-    const status = await (await gateway.app.request("/mqtt/status")).json();
+    const status = await (await gateway.app.request("/mqtt/status", {
+      headers: { authorization: `Bearer ${gateway.apiToken}` },
+    })).json();
     assert.deepEqual(status.backends, { broker: "embedded", queue: "redis", database: "sqlite" });
   } finally {
     await gateway.close();

@@ -43,6 +43,8 @@ export async function startTaskFlags(): Promise<string[]> {
 export class LaunchedGateway implements AsyncDisposable {
   readonly child: Deno.ChildProcess;
   readonly port: number;
+  /** The gateway's configuration, as given. */
+  readonly env: Record<string, string>;
   #output = "";
   readonly #drained: Promise<void>;
   #status?: Promise<Deno.CommandStatus>;
@@ -56,6 +58,7 @@ export class LaunchedGateway implements AsyncDisposable {
     denoFlags?: string[];
   }) {
     this.port = Number(options.env.HTTP_PORT);
+    this.env = options.env;
     this.child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
@@ -113,8 +116,12 @@ export class LaunchedGateway implements AsyncDisposable {
     return lines[0]!.split(/\s+/); // the flags and paths here have no spaces
   }
 
+  /** GET `path`, with the gateway's `API_TOKEN` when it has one. */
   async get(path: string): Promise<{ status: number; body: unknown }> {
-    const res = await fetch(`http://127.0.0.1:${this.port}${path}`);
+    const token = this.env.API_TOKEN;
+    const res = await fetch(`http://127.0.0.1:${this.port}${path}`, {
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    });
     return { status: res.status, body: await res.json() };
   }
 

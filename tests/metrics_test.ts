@@ -43,7 +43,9 @@ function value(series: Series, name: string, labels: Record<string, string> = {}
 }
 
 async function scrape(gateway: Gateway): Promise<{ text: string; series: Series }> {
-  const res = await gateway.app.request("/metrics");
+  const res = await gateway.app.request("/metrics", {
+    headers: { authorization: `Bearer ${gateway.apiToken}` },
+  });
   assert.equal(res.status, 200);
   assert.match(res.headers.get("content-type") ?? "", /text\/plain/);
   const text = await res.text();

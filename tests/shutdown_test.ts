@@ -25,8 +25,10 @@ function spawnGateway(env: Record<string, string>, port: number): Deno.ChildProc
   }).spawn();
 }
 
-async function subscribed(port: number): Promise<boolean> {
-  const res = await fetch(`http://127.0.0.1:${port}/mqtt/status`).catch(() => null);
+async function subscribed(port: number, token: string): Promise<boolean> {
+  const res = await fetch(`http://127.0.0.1:${port}/mqtt/status`, {
+    headers: { authorization: `Bearer ${token}` },
+  }).catch(() => null);
   const body = await res?.json();
   return body?.connection?.subscribed === true;
 }
@@ -45,7 +47,7 @@ Deno.test("SIGTERM mid-flow: exits 0, leaves nothing half-done, and the next sta
         .n,
     );
   try {
-    await waitFor(() => subscribed(port), 20_000, "the gateway to subscribe");
+    await waitFor(() => subscribed(port, t.env.API_TOKEN!), 20_000, "the gateway to subscribe");
     const serial = uniqueId("M-");
     for (let i = 0; i < 200; i++) {
       await publishJson(machine, `machine/${serial}/transaction`, {
@@ -63,7 +65,7 @@ Deno.test("SIGTERM mid-flow: exits 0, leaves nothing half-done, and the next sta
 
     child = spawnGateway(t.env, port);
     // A signal that arrives before main.ts has installed its listeners kills the process outright.
-    await waitFor(() => subscribed(port), 20_000, "the restarted gateway to subscribe");
+    await waitFor(() => subscribed(port, t.env.API_TOKEN!), 20_000, "the restarted gateway to subscribe");
     await waitFor(async () => await count(serial) === 200, 20_000, "all 200 transactions after the restart");
     child.kill("SIGTERM");
     assert.equal((await child.status).code, 0, "exit code after the second SIGTERM");

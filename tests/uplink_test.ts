@@ -313,7 +313,9 @@ Deno.test("HTTP: /healthz, /readyz and /mqtt/status describe the running gateway
       queue: { ok: true },
       database: { ok: true },
     });
-    const status = await (await gateway.app.request("/mqtt/status")).json();
+    const status = await (await gateway.app.request("/mqtt/status", {
+      headers: { authorization: `Bearer ${gateway.apiToken}` },
+    })).json();
     assert.equal(status.connected, true);
     assert.equal(status.broker, "mqtt://127.0.0.1:1883");
     assert.ok(status.subscriptions.includes(`$share/${t.env.MQTT_SHARE_GROUP}/machine/+/heartbeat`));

@@ -5,10 +5,10 @@ import { onError } from "../error_handler.ts";
 
 const TOKEN = "guard-test-token-0123456789";
 
-function app(maxInFlight = 2) {
+function app(maxInFlight = 2, bodyTimeoutMs = 10_000) {
   const a = new Hono();
   a.onError(onError);
-  guardApi(a, { apiToken: TOKEN, maxBodyBytes: 1024, maxInFlight });
+  guardApi(a, { apiToken: TOKEN, maxBodyBytes: 1024, maxInFlight, bodyTimeoutMs });
   let release!: () => void;
   const gate = new Promise<void>((r) => release = r);
   a.post("/api/v1/echo", async (c) => c.json(await c.req.json()));
@@ -57,4 +57,62 @@ Deno.test("requests beyond the in-flight cap are 503 at once, and served again o
   release();
   assert.deepEqual([(await first).status, (await second).status], [200, 200]);
   assert.equal((await a.request("/api/v1/slow", { headers: auth })).status, 200);
+});
+
+/** A request body that sends one chunk and then nothing more until `stop` (a slow client). */
+function trickle(): { body: ReadableStream<Uint8Array>; pulled: () => number; stop: () => void } {
+  let pulls = 0;
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  const body = new ReadableStream<Uint8Array>({
+    start(c) {
+      controller = c;
+      c.enqueue(new TextEncoder().encode("{"));
+    },
+    pull() {
+      pulls++;
+    },
+  });
+  return {
+    body,
+    pulled: () => pulls,
+    stop: () => {
+      try {
+        controller.close();
+      } catch {
+        // cancelled by the gateway already
+      }
+    },
+  };
+}
+
+Deno.test("a request without the token costs no in-flight slot and no body read", async () => {
+  const { a } = app(1);
+  const slow = Array.from({ length: 20 }, () => trickle());
+  const answers = await Promise.all(
+    slow.map((t) => a.request("/api/v1/echo", { method: "POST", body: t.body, duplex: "half" } as RequestInit)),
+  );
+  assert.deepEqual(answers.map((r) => r.status), Array(20).fill(401));
+  await Promise.all(answers.map((r) => r.body?.cancel()));
+  // Nothing of their bodies was asked for beyond what the stream had queued at its start.
+  assert.ok(slow.every((t) => t.pulled() <= 1), "the bodies were not read");
+  const ok = await a.request("/api/v1/echo", { method: "POST", body: '{"a":2}', headers: auth });
+  assert.deepEqual([ok.status, await ok.json()], [200, { a: 2 }]);
+  slow.forEach((t) => t.stop());
+});
+
+Deno.test("a body that does not arrive within the deadline is 408, and frees its slot", async () => {
+  const { a } = app(1, 100);
+  const t = trickle();
+  const res = await a.request("/api/v1/echo", {
+    method: "POST",
+    body: t.body,
+    headers: auth,
+    duplex: "half",
+  } as RequestInit);
+  assert.equal(res.status, 408);
+  assert.equal((await res.json()).error.code, "request_timeout");
+  const ok = await a.request("/api/v1/echo", { method: "POST", body: "{}", headers: auth });
+  assert.equal(ok.status, 200);
+  await ok.body?.cancel();
+  t.stop();
 });

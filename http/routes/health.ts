@@ -1,11 +1,15 @@
 /**
  * @module health
- * `GET /healthz` (the process answers), `GET /readyz` (broker, queue and database reachable),
- * `GET /mqtt/status` (seed 000: connection, subscriptions, counters, queue depths, backends),
- * `GET /metrics` (Prometheus text).
+ * For probes, open to anyone (they tell only up / ready and which backend is not):
+ * `GET /healthz` (the process answers), `GET /readyz` (broker, queue and database reachable).
+ * With the API's bearer token (`API_TOKEN`), since they show client ids, queue names, share group,
+ * backends and traffic: `GET /mqtt/status` (seed 000: connection, subscriptions, counters, queue
+ * depths, backends) and `GET /metrics` (Prometheus text; Prometheus sends the token with
+ * `authorization: {credentials_file: …}` in its scrape config).
  */
 import { Hono } from "hono";
 import type { Metrics } from "../../lib/metrics.ts";
+import { bearerAuth } from "../middleware/bearer_auth.ts";
 
 export type Check = () => Promise<void> | void;
 
@@ -14,6 +18,8 @@ export interface HealthDeps {
   checks: Record<string, Check>;
   status: () => Promise<unknown>;
   metrics: Metrics;
+  /** The bearer token `/mqtt/status` and `/metrics` need. */
+  apiToken: string;
 }
 
 export function healthRoutes(deps: HealthDeps): Hono {
@@ -44,8 +50,9 @@ export function healthRoutes(deps: HealthDeps): Hono {
       ready ? 200 : 503,
     );
   });
-  app.get("/mqtt/status", async (c) => c.json(await deps.status()));
-  app.get("/metrics", async (c) => {
+  const token = bearerAuth(deps.apiToken);
+  app.get("/mqtt/status", token, async (c) => c.json(await deps.status()));
+  app.get("/metrics", token, async (c) => {
     const body = await deps.metrics.registry.metrics();
     return c.text(body, 200, { "content-type": deps.metrics.registry.contentType });
   });

@@ -101,11 +101,15 @@ export async function canConnect(port: number): Promise<boolean> {
 export async function fetchText(
   url: string,
   timeoutMs = 3000,
+  token?: string,
 ): Promise<{ status: number; body: string }> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new Error(`GET ${url} timed out`)), timeoutMs);
   try {
-    const response = await fetch(url, { signal: controller.signal });
+    const response = await fetch(url, {
+      signal: controller.signal,
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    });
     return { status: response.status, body: await response.text() };
   } finally {
     clearTimeout(timer);
@@ -744,6 +748,8 @@ export class GatewayProcess {
     readonly process: ManagedProcess,
     readonly httpPort: number,
     readonly settings: GatewaySettings,
+    /** `/mqtt/status` and `/metrics` need it. */
+    readonly apiToken: string,
   ) {}
 
   /** Starts `deno run main.ts` and waits until `/healthz` answers and the broker is connected. */
@@ -784,7 +790,7 @@ export class GatewayProcess {
       "--allow-sys",
       "main.ts",
     ], { cwd: REPO_ROOT, env, clearEnv: true, logPath: `${dir}/${logName}.log` });
-    const gateway = new GatewayProcess(process, httpPort, settings);
+    const gateway = new GatewayProcess(process, httpPort, settings, env.API_TOKEN!);
     try {
       await waitFor(`${logName} to be up and connected`, async () => {
         if (!process.running) throw new Error(`gateway exited: ${await process.logTail(20)}`);
@@ -812,7 +818,7 @@ export class GatewayProcess {
 
   // deno-lint-ignore no-explicit-any
   async status(): Promise<any> {
-    const { status, body } = await fetchText(`${this.base}/mqtt/status`);
+    const { status, body } = await fetchText(`${this.base}/mqtt/status`, 3000, this.apiToken);
     if (status !== 200) throw new Error(`/mqtt/status answered ${status}: ${body}`);
     return JSON.parse(body);
   }
@@ -823,7 +829,7 @@ export class GatewayProcess {
 
   /** Sum of a Prometheus counter's samples whose labels include every pair of `labels`. */
   async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
-    const { body } = await fetchText(`${this.base}/metrics`);
+    const { body } = await fetchText(`${this.base}/metrics`, 3000, this.apiToken);
     let total = 0;
     for (const line of body.split("\n")) {
       if (!line.startsWith(name)) continue;

@@ -51,6 +51,8 @@ export class GatewayProcess {
     readonly child: Deno.ChildProcess,
     readonly httpPort: number,
     readonly watcher: ProcWatcher,
+    /** `/metrics` needs it: the env's `API_TOKEN`, or one made for this run. */
+    readonly apiToken: string,
   ) {}
 
   get pid(): number {
@@ -68,6 +70,7 @@ export class GatewayProcess {
   /** Starts `main.ts` with `env` (and nothing else of ours) and waits until `/readyz` says ready. */
   static async start(env: Record<string, string>, readyTimeoutMs = 60_000): Promise<GatewayProcess> {
     const httpPort = freePort();
+    const apiToken = env.API_TOKEN ?? `bench-${crypto.randomUUID()}`;
     const inherited: Record<string, string> = {};
     for (const name of ["PATH", "HOME", "DENO_DIR", "TZ"]) {
       const v = Deno.env.get(name);
@@ -93,12 +96,13 @@ export class GatewayProcess {
         HTTP_PORT: String(httpPort),
         LOG_LEVEL: "warning",
         ...env,
+        API_TOKEN: apiToken,
       },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    const gw = new GatewayProcess(child, httpPort, new ProcWatcher(child.pid));
+    const gw = new GatewayProcess(child, httpPort, new ProcWatcher(child.pid), apiToken);
     gw.#drain(child.stdout);
     gw.#drain(child.stderr);
     let exited = false;
@@ -135,7 +139,7 @@ export class GatewayProcess {
 
   async scrape(): Promise<Scrape> {
     const texts = await Promise.all([this, ...this.peers].map(async (p) => {
-      const res = await fetch(`${p.url}/metrics`);
+      const res = await fetch(`${p.url}/metrics`, { headers: { authorization: `Bearer ${p.apiToken}` } });
       return await res.text();
     }));
     const merged = Scrape.parse(texts[0]!);
