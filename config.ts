@@ -78,6 +78,7 @@ const schema = {
   DEVICE_EVENT_BUFFER: int(0, 1_000_000).default(1000),
   DEVICE_SUMMARY_INTERVAL_MS: int(0, 86_400_000).default(60_000),
   EMQX_HOOK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
+  EMQX_HOOK_CHECKS_PER_SECOND: int(1, 1_000_000).default(200),
   EMQX_API_URL: url(["http", "https"]).optional(),
   EMQX_API_KEY: z.string().min(1).optional(),
   EMQX_API_SECRET: z.string().min(1).optional(),
@@ -158,6 +159,8 @@ export interface Config {
   emqx: {
     /** When set, `/emqx/authn` and `/emqx/authz` answer only requests with this `x-hook-secret`. */
     hookSecret?: string;
+    /** Authn checks (database reads) one source address may start per second; 5 s worth at once. */
+    hookChecksPerSecond: number;
     /** EMQX's REST API: revoking or rotating a token disconnects the machine's clients there. */
     api?: { url: string; key: string; secret: string };
   };
@@ -257,6 +260,7 @@ export function loadConfig(env: Env): Config {
     alertWebhookUrl: r.ALERT_WEBHOOK_URL,
     emqx: {
       hookSecret: r.EMQX_HOOK_SECRET,
+      hookChecksPerSecond: r.EMQX_HOOK_CHECKS_PER_SECOND,
       api: r.EMQX_API_URL
         ? { url: r.EMQX_API_URL, key: r.EMQX_API_KEY!, secret: r.EMQX_API_SECRET! }
         : undefined,

@@ -103,6 +103,7 @@ export class CommandCenter {
         sessions: this.sessions,
         brokerAuth: this.brokerAuth,
         hookSecret: config.emqx.hookSecret,
+        hookChecksPerSecond: config.emqx.hookChecksPerSecond,
         metrics: deps.metrics,
         onlineWindowSeconds: config.machineOnlineSeconds,
         guard: false, // app/gateway.ts guards /api/* for every sub-app

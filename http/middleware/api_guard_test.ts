@@ -89,7 +89,9 @@ Deno.test("a request without the token costs no in-flight slot and no body read"
   const { a } = app(1);
   const slow = Array.from({ length: 20 }, () => trickle());
   const answers = await Promise.all(
-    slow.map((t) => a.request("/api/v1/echo", { method: "POST", body: t.body, duplex: "half" } as RequestInit)),
+    slow.map((t) =>
+      a.request("/api/v1/echo", { method: "POST", body: t.body, duplex: "half" } as RequestInit)
+    ),
   );
   assert.deepEqual(answers.map((r) => r.status), Array(20).fill(401));
   await Promise.all(answers.map((r) => r.body?.cancel()));

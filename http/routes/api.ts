@@ -30,6 +30,8 @@ export interface ApiDeps {
   brokerAuth: BrokerAuth;
   /** `EMQX_HOOK_SECRET`. */
   hookSecret?: string;
+  /** `EMQX_HOOK_CHECKS_PER_SECOND`. */
+  hookChecksPerSecond?: number;
   metrics?: Metrics;
   onlineWindowSeconds: number;
   maxTtlSeconds?: number;
@@ -54,7 +56,17 @@ export function apiRoutes(deps: ApiDeps): OpenAPIHono {
     commandRoutes({ store: deps.store, intake: deps.intake, maxTtlSeconds: deps.maxTtlSeconds }),
   );
   app.route("/", tokenRoutes({ credentials: deps.credentials, sessions: deps.sessions }));
-  app.route("/", emqxHookRoutes({ auth: deps.brokerAuth, secret: deps.hookSecret, metrics: deps.metrics }));
+  app.route(
+    "/",
+    emqxHookRoutes({
+      auth: deps.brokerAuth,
+      secret: deps.hookSecret,
+      metrics: deps.metrics,
+      ...(deps.hookChecksPerSecond
+        ? { perSourcePerSecond: deps.hookChecksPerSecond, perSourceBurst: deps.hookChecksPerSecond * 5 }
+        : {}),
+    }),
+  );
   mountDocs(app, { version: deps.version ?? "1" });
   return app;
 }

@@ -13,8 +13,8 @@
  * - a body is read up to 64 KB within 5 s, else deny (EMQX's bodies are a few hundred bytes);
  * - authn, the only hook behind which the database is read: a refused login (same username,
  *   client id and password) is refused again from memory for 5 s; at most 32 checks run at once
- *   and each source address may start 200 a second (a burst of 1,000): beyond that the answer is
- *   `ignore` at once (EMQX then tries its next authenticator or refuses), nothing waits in a queue;
+ *   and each source address may start `EMQX_HOOK_CHECKS_PER_SECOND` (200) a second, 5 s worth at
+ *   once (a reconnecting fleet): beyond that the answer is `ignore` at once (EMQX then tries its next authenticator or refuses), nothing waits in a queue;
  * - authz is decided in memory (the topic policy) and is never limited: a denied publish is a
  *   lost message;
  * - denials are logged at most once every 10 s, with the count of those left out.
