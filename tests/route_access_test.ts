@@ -1,0 +1,95 @@
+/**
+ * @module route_access_test
+ * Who may call what, on every route the gateway serves (all roles and the device service on):
+ * every route Hono has, and every path of the OpenAPI document among them, is called with no token,
+ * a wrong token and the right one. Public: the probes (`/healthz`, `/readyz`), the API's
+ * documentation (`/openapi.json`, `/docs`) and the EMQX hooks (open to EMQX; their own secret,
+ * see emqx_hooks.ts). Everything else, `/mqtt/status` and `/metrics` included, is 401 without the
+ * right token. A route added later is walked too, and must be listed here if it is to be public.
+ */
+import assert from "node:assert/strict";
+import { Gateway } from "../app/gateway.ts";
+import { startGateway, testEnv } from "./support.ts";
+
+const PUBLIC = new Set([
+  "GET /healthz",
+  "GET /readyz",
+  "GET /openapi.json",
+  "GET /docs",
+  "POST /emqx/authn",
+  "POST /emqx/authz",
+]);
+
+const PARAMS: Record<string, string> = {
+  serial_no: "M-ACCESS",
+  message_id: "00000000-0000-4000-8000-000000000000",
+  proxyid: "424242",
+};
+
+Deno.test("every route: public ones answer anyone, the rest are 401 without the right token", async () => {
+  const t = await testEnv();
+  const gateway = new Gateway(t.config({
+    // No session left behind on the shared broker.
+    MQTT_SESSION_EXPIRY: "0",
+    DEVICE_PROXIES: JSON.stringify([{
+      proxyid: 424242,
+      base_url: "http://127.0.0.1:9",
+      interval_ms: 60_000,
+    }]),
+    DEVICE_SUMMARY_INTERVAL_MS: "0",
+  }));
+  try {
+    await startGateway(gateway);
+    const routes = new Set(
+      gateway.app.routes
+        .filter((r) => r.method !== "ALL" && !r.path.includes("*"))
+        .map((r) => `${r.method} ${r.path}`),
+    );
+    const doc = await (await gateway.app.request("/openapi.json")).json() as {
+      paths: Record<string, Record<string, unknown>>;
+    };
+    for (const [path, methods] of Object.entries(doc.paths)) {
+      for (const method of Object.keys(methods)) {
+        const route = `${method.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ":$1")}`;
+        assert.ok(routes.has(route), `${route} of the OpenAPI document is served`);
+      }
+    }
+    for (const name of ["GET /mqtt/status", "GET /metrics", "GET /api/v1/proxies", "POST /emqx/authn"]) {
+      assert.ok(routes.has(name), `${name} is among the routes walked`);
+    }
+    for (const pub of PUBLIC) assert.ok(routes.has(pub), `${pub} exists`);
+
+    const call = async (route: string, token?: string) => {
+      const [method, pattern] = route.split(" ") as [string, string];
+      const path = pattern.replace(/:(\w+)/g, (_, name: string) => PARAMS[name] ?? "x");
+      const headers: Record<string, string> = { "content-type": "application/json" };
+      if (token !== undefined) headers.authorization = `Bearer ${token}`;
+      const res = await gateway.app.request(path, {
+        method,
+        headers,
+        body: method === "GET" || method === "DELETE" ? undefined : JSON.stringify({ command: "reboot" }),
+      });
+      await res.body?.cancel();
+      return res.status;
+    };
+    const seen: string[] = [];
+    for (const route of [...routes].sort()) {
+      const none = await call(route);
+      const wrong = await call(route, "not-the-api-token-0123456789");
+      const right = await call(route, gateway.apiToken);
+      seen.push(`${route}: ${none}/${wrong}/${right}`);
+      assert.notEqual(right, 401, `${route} with the right token`);
+      if (PUBLIC.has(route)) {
+        assert.notEqual(none, 401, `${route} is public`);
+        assert.notEqual(wrong, 401, `${route} is public`);
+      } else {
+        assert.equal(none, 401, `${route} without a token`);
+        assert.equal(wrong, 401, `${route} with a wrong token`);
+      }
+    }
+    assert.ok(seen.length >= 14, `walked ${seen.length} routes:\n${seen.join("\n")}`);
+  } finally {
+    await gateway.close();
+    await t.cleanup();
+  }
+});
