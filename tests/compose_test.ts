@@ -111,6 +111,10 @@ Deno.test("compose: EMQX authenticates and authorizes through the gateway's hook
     assert.ok(authz.includes(`${field} = "\${${field}}"`), `authz body has ${field}`);
   }
   assert.equal(env.EMQX_AUTHORIZATION__NO_MATCH, "deny");
+  // EMQX sends the gateway's EMQX_HOOK_SECRET, so the hooks answer EMQX alone.
+  const secret = gatewayEnv().EMQX_HOOK_SECRET;
+  assert.ok(secret && secret.length >= 16, "the gateway has a hook secret");
+  for (const hook of [authn, authz]) assert.ok(hook.includes(`"x-hook-secret" = "${secret}"`), hook);
 
   // The same hooks as the stand-alone EMQX configuration in deploy/emqx/http/emqx.conf.
   const conf = Deno.readTextFileSync(join(REPO_ROOT, "deploy/emqx/http/emqx.conf"));
