@@ -91,3 +91,15 @@ Deno.test("default ports per scheme", () => {
 Deno.test("a comma in DATA_DIR cannot be expressed as a Deno permission: a ConfigError", () => {
   assert.throws(() => permissionFlags(loadConfig({ DATA_DIR: "/a,b" })), (e) => e instanceof ConfigError);
 });
+
+Deno.test("EMQX's REST API (revocation) is allowed when configured", () => {
+  const config = loadConfig({
+    MQTT_URL: "mqtt://emqx:1883",
+    HTTP_HOST: "127.0.0.1",
+    HTTP_PORT: "5200",
+    EMQX_API_URL: "http://emqx:18083",
+    EMQX_API_KEY: "key",
+    EMQX_API_SECRET: "secret",
+  });
+  assert.deepEqual(netAllowList(config), ["127.0.0.1:5200", "emqx:18083", "emqx:1883"]);
+});
