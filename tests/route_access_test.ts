@@ -93,3 +93,29 @@ Deno.test("every route: public ones answer anyone, the rest are 401 without the 
     await t.cleanup();
   }
 });
+
+Deno.test("/mqtt/status, /readyz and /metrics never show a broker password or the API token", async () => {
+  const t = await testEnv();
+  const password = `pw-${crypto.randomUUID()}`;
+  const gateway = new Gateway(t.config({
+    GATEWAY_ROLES: "uplink,api",
+    MQTT_URL: `mqtt://gw-user:${password}@127.0.0.1:1883`,
+    MQTT_SESSION_EXPIRY: "0",
+  }));
+  try {
+    await startGateway(gateway);
+    const auth = { authorization: `Bearer ${gateway.apiToken}` };
+    for (const path of ["/mqtt/status", "/readyz", "/metrics", "/healthz"]) {
+      const res = await gateway.app.request(path, { headers: auth });
+      const text = await res.text();
+      assert.equal(res.status, 200, `${path}: ${text}`);
+      assert.ok(!text.includes(password), `${path} shows the broker password`);
+      assert.ok(!text.includes(gateway.apiToken), `${path} shows the API token`);
+    }
+    const status = await (await gateway.app.request("/mqtt/status", { headers: auth })).json();
+    assert.equal(status.broker, "mqtt://127.0.0.1:1883");
+  } finally {
+    await gateway.close();
+    await t.cleanup();
+  }
+});
