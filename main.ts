@@ -36,7 +36,9 @@ async function main(): Promise<number> {
     await gateway.start();
     if (!config.http.apiToken && (config.roles.has("api") || config.roles.has("devices"))) {
       // Printed once, to the console only: set API_TOKEN to keep a token across restarts.
-      console.log(`API_TOKEN was not set; this run's bearer token for /api/*: ${gateway.apiToken}`);
+      console.log(
+        `API_TOKEN was not set; this run's bearer token for /api/*, /mqtt/status and /metrics: ${gateway.apiToken}`,
+      );
     }
     const server = Deno.serve({
       hostname: config.http.host,

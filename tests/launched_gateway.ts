@@ -116,9 +116,9 @@ export class LaunchedGateway implements AsyncDisposable {
     return lines[0]!.split(/\s+/); // the flags and paths here have no spaces
   }
 
-  /** GET `path`, with the gateway's `API_TOKEN` when it has one. */
+  /** GET `path`, with the gateway's `API_TOKEN`, or the one it printed when it has none. */
   async get(path: string): Promise<{ status: number; body: unknown }> {
-    const token = this.env.API_TOKEN;
+    const token = this.env.API_TOKEN ?? /this run's bearer token for [^:]*: (\S+)/.exec(this.#output)?.[1];
     const res = await fetch(`http://127.0.0.1:${this.port}${path}`, {
       headers: token ? { authorization: `Bearer ${token}` } : {},
     });
