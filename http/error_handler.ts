@@ -14,6 +14,7 @@ import { LogThrottle } from "../lib/log_throttle.ts";
 
 const log = getLogger(["gateway", "http"]);
 const clientErrors = new LogThrottle(10_000);
+const serverErrors = new Map<string, LogThrottle>();
 
 /** Deno's errors for a request whose client went away while its body was read. */
 function isClientAbort(error: Error): boolean {
@@ -45,7 +46,18 @@ export function onError(error: Error, c: Context): Response {
   }
   if (error instanceof GatewayError) {
     if (error.status >= 500) {
-      log.error("{method} {path} failed: {error}", { method: c.req.method, path: c.req.path, error });
+      // A 503 under load or during an outage comes once per request: one line per kind every 10 s.
+      let throttle = serverErrors.get(error.name);
+      if (!throttle) serverErrors.set(error.name, throttle = new LogThrottle(10_000));
+      const skipped = throttle.take();
+      if (skipped !== null) {
+        log.error("{method} {path} failed: {error} ({skipped} more such errors since the last line)", {
+          method: c.req.method,
+          path: c.req.path,
+          error,
+          skipped,
+        });
+      }
     }
     return c.json(errorBody(error.code, error.message), error.status as ContentfulStatusCode);
   }
