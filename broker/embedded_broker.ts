@@ -30,7 +30,8 @@
  *
  * A client (other than a superuser) whose packet header announces more than `maxPacketBytes` is
  * disconnected before the packet is buffered; any smaller publish is acknowledged as soon as it is
- * read, however many socket reads it takes and {@link EmbeddedBroker.closeSessions} ends a machine's sessions when its token is revoked.
+ * read, however many socket reads it takes. {@link EmbeddedBroker.closeSessions} ends a machine's
+ * sessions when its token is revoked or rotated.
  *
  * Sessions and in-flight QoS 1 messages live in memory: a message a machine had acknowledged by the
  * broker but the gateway had not yet stored in the queue is lost if the process dies in those
