@@ -345,6 +345,13 @@ export function riskySettings(config: Config): string[] {
         "heartbeats, errors and sales as any machine and read any one machine's commands (demos only)",
     );
   }
+  if (roles.has("api") && !mqtt.url && !runsBroker) {
+    risks.push(
+      "the api role without the embedded broker in this process (no MQTT_URL, no uplink or downlink " +
+        "role): revoking or rotating a machine's token does not close its open session on an embedded " +
+        "broker in another process",
+    );
+  }
   if (roles.has("api") && mqtt.url && !config.emqx.api) {
     risks.push(
       "no EMQX_API_URL: revoking or rotating a machine's token refuses its next connection, but its " +

@@ -114,4 +114,5 @@ Deno.test("risky settings are named with their consequence", async () => {
     riskySettings(loadConfig({ MQTT_URL: "mqtt://emqx:1883" })).join(),
     /no EMQX_API_URL: .*open session .* stays up/,
   );
+  assert.match(riskySettings(loadConfig({ GATEWAY_ROLES: "api,worker" })).join(), /another process/);
 });
