@@ -12,7 +12,7 @@ import { type Check, healthRoutes } from "./routes/health.ts";
 import { proxyRoutes } from "./routes/proxies.ts";
 
 export interface MountedParts {
-  connection?: { readonly connected: boolean; readonly broker: string };
+  connection?: { readonly connected: boolean; readonly broker: string; readonly state?: string };
   queues?: { ping(): Promise<void> };
   store?: { ping(): Promise<void> };
   status: () => Promise<unknown>;
@@ -35,7 +35,13 @@ export function mountRoutes(app: Hono, parts: MountedParts): void {
   if (store) checks.database = () => store.ping();
   app.route(
     "/",
-    healthRoutes({ checks, status: parts.status, metrics: parts.metrics, apiToken: parts.guard.apiToken }),
+    healthRoutes({
+      checks,
+      status: parts.status,
+      connection,
+      metrics: parts.metrics,
+      apiToken: parts.guard.apiToken,
+    }),
   );
   // Before the routes it protects: Hono applies middleware only to routes registered after it.
   guardApi(app, parts.guard);

@@ -185,6 +185,10 @@ export class MqttConnection {
     return this.client.connected;
   }
 
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
   status(): ConnectionStatus {
     return {
       name: this.name,

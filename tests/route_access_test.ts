@@ -4,8 +4,9 @@
  * every route Hono has, and every path of the OpenAPI document among them, is called with no token,
  * a wrong token and the right one. Public: the probes (`/healthz`, `/readyz`), the API's
  * documentation (`/openapi.json`, `/docs`) and the EMQX hooks (open to EMQX; their own secret,
- * see emqx_hooks.ts). Everything else, `/mqtt/status` and `/metrics` included, is 401 without the
- * right token. A route added later is walked too, and must be listed here if it is to be public.
+ * see emqx_hooks.ts). `/mqtt/status` without a token answers only whether the broker is connected
+ * (seed 000's check), and is 401 with a wrong one. Everything else, `/metrics` included, is 401
+ * without the right token. A route added later is walked too, and must be listed here if it is to be public.
  */
 import assert from "node:assert/strict";
 import { Gateway } from "../app/gateway.ts";
@@ -79,7 +80,10 @@ Deno.test("every route: public ones answer anyone, the rest are 401 without the 
       const right = await call(route, gateway.apiToken);
       seen.push(`${route}: ${none}/${wrong}/${right}`);
       assert.notEqual(right, 401, `${route} with the right token`);
-      if (PUBLIC.has(route)) {
+      if (route === "GET /mqtt/status") {
+        assert.equal(none, 200, `${route} answers its summary without a token`);
+        assert.equal(wrong, 401, `${route} with a wrong token`);
+      } else if (PUBLIC.has(route)) {
         assert.notEqual(none, 401, `${route} is public`);
         assert.notEqual(wrong, 401, `${route} is public`);
       } else {
@@ -88,6 +92,11 @@ Deno.test("every route: public ones answer anyone, the rest are 401 without the 
       }
     }
     assert.ok(seen.length >= 14, `walked ${seen.length} routes:\n${seen.join("\n")}`);
+    // Without a token: whether the broker is connected, nothing that names a client, queue or figure.
+    const summary = await (await gateway.app.request("/mqtt/status")).json();
+    assert.deepEqual(Object.keys(summary).sort(), ["connected", "details", "state"]);
+    assert.equal(summary.connected, true);
+    assert.equal(summary.state, "connected");
   } finally {
     await gateway.close();
     await t.cleanup();
