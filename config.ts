@@ -7,6 +7,7 @@
 import { z } from "zod";
 import { parseProxyRegistry, type ProxyConfig } from "./devices/proxy_registry.ts";
 import { urlOrigin } from "./lib/redact.ts";
+import { parseRedisUrl } from "./queue/redis/redis_url.ts";
 
 /** Thrown when an environment variable has a value the gateway cannot use. */
 export class ConfigError extends Error {
@@ -31,6 +32,15 @@ const url = (protocols: string[]) =>
     message: `must start with ${protocols.map((p) => `${p}://`).join(" or ")}`,
   });
 
+/** One server, a Cluster (`redis+cluster://`) or Sentinel (`redis+sentinel://`): see `redis_url.ts`. */
+const redisUrl = z.string().superRefine((value, ctx) => {
+  try {
+    parseRedisUrl(value);
+  } catch (error) {
+    ctx.addIssue({ code: "custom", message: (error as Error).message });
+  }
+});
+
 /** Each variable, its schema and its default. Empty strings count as unset. */
 const schema = {
   MQTT_URL: url(["mqtt", "mqtts", "tcp", "ws", "wss"]).optional(),
@@ -50,7 +60,9 @@ const schema = {
   MQTT_LISTEN_HOST: z.string().min(1).default("127.0.0.1"),
   MQTT_LISTEN_PORT: int(0, 65535).default(2834),
   MQTT_ALLOW_ANONYMOUS: bool.default(false),
-  REDIS_URL: url(["redis", "rediss"]).optional(),
+  REDIS_URL: redisUrl.optional(),
+  // Default: 1 with redis+sentinel:// (a failover must not lose acknowledged messages), else 0.
+  REDIS_WAIT_REPLICAS: int(0, 16).optional(),
   MQTT_INCOMING_QUEUE: z.string().min(1).default("mqtt_incoming_jobs"),
   MQTT_OUTGOING_QUEUE: z.string().min(1).default("mqtt_outgoing_commands"),
   DATABASE_URL: url(["mysql", "mariadb"]).optional(),
@@ -106,6 +118,12 @@ function shownValue(name: string, value: string | undefined): string {
   const at = value.lastIndexOf("@");
   const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(value)?.[0];
   if (scheme && at > scheme.length) return JSON.stringify(`${scheme}***@${value.slice(at + 1)}`);
+  if (scheme) {
+    // No user info, unless its "@" is missing: then what looks like a port may be a password.
+    const authority = value.slice(scheme.length).split("/")[0]!;
+    const plain = authority.split(",").every((node) => /^(\[[^\]]*\]|[^:[\]]*)(:\d*)?$/.test(node));
+    if (!plain) return "a URL that is not shown (it may hold a password)";
+  }
   return JSON.stringify(value);
 }
 
@@ -137,7 +155,13 @@ export interface Config {
     listenPort: number;
     allowAnonymous: boolean;
   };
-  redis: { url?: string; incomingQueue: string; outgoingQueue: string };
+  redis: {
+    url?: string;
+    incomingQueue: string;
+    outgoingQueue: string;
+    /** Replicas that must hold a new job before it counts as stored (`queue/redis/redis_queue.ts`). */
+    waitReplicas: number;
+  };
   database: { url?: string; dataDir: string };
   http: {
     host: string;
@@ -240,7 +264,13 @@ export function loadConfig(env: Env): Config {
       listenPort: r.MQTT_LISTEN_PORT,
       allowAnonymous: r.MQTT_ALLOW_ANONYMOUS,
     },
-    redis: { url: r.REDIS_URL, incomingQueue: r.MQTT_INCOMING_QUEUE, outgoingQueue: r.MQTT_OUTGOING_QUEUE },
+    redis: {
+      url: r.REDIS_URL,
+      incomingQueue: r.MQTT_INCOMING_QUEUE,
+      outgoingQueue: r.MQTT_OUTGOING_QUEUE,
+      waitReplicas: r.REDIS_WAIT_REPLICAS ??
+        (r.REDIS_URL && parseRedisUrl(r.REDIS_URL).kind === "sentinel" ? 1 : 0),
+    },
     database: { url: r.DATABASE_URL, dataDir: r.DATA_DIR },
     http: {
       host: r.HTTP_HOST,

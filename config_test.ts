@@ -116,3 +116,43 @@ Deno.test("risky settings are named with their consequence", async () => {
   );
   assert.match(riskySettings(loadConfig({ GATEWAY_ROLES: "api,worker" })).join(), /another process/);
 });
+
+Deno.test("REDIS_URL: one server, a Cluster's seed nodes or a Sentinel set", () => {
+  const forms = [
+    "redis://127.0.0.1:6379/0",
+    "rediss://:pw@redis.example:6380",
+    "redis+cluster://10.0.0.1:7000,10.0.0.2:7000",
+    "redis+cluster://app:pw@n1:7000,[::1]:7001",
+    "redis+sentinel://s1:26379,s2:26379/mymaster",
+    "redis+sentinel://:pw@s1:26379/mymaster/2",
+  ];
+  for (const url of forms) assert.equal(loadConfig({ REDIS_URL: url }).redis.url, url);
+});
+
+Deno.test("a bad REDIS_URL says what is wrong and never shows the password", () => {
+  const cases: [string, RegExp][] = [
+    ["redis+cluster://app:hunter2secret@", /names no seed node/],
+    [
+      "redis+cluster://app:hunter2secret@n1,n2:7000",
+      /node \(number 1 in the list\) is not host:port|not host:port/,
+    ],
+    ["redis+cluster://:hunter2secret@n1:7000/3", /only database 0/],
+    ["redis+sentinel://:hunter2secret@s1:26379", /names no master/],
+    ["redis+sentinel://:hunter2secret@s1:26379/m/x", /not a whole number/],
+    ["redis+cluster://:hunter2secret,n1:7000", /not host:port/],
+    ["redis+mesh://:hunter2secret@n1:7000", /must start with/],
+  ];
+  for (const [url, reason] of cases) {
+    assert.throws(() => loadConfig({ REDIS_URL: url }), (e: unknown) => {
+      assert.ok(e instanceof ConfigError, `${url}: ${e}`);
+      assert.equal(e.variable, "REDIS_URL");
+      assert.match(e.message, reason);
+      assert.doesNotMatch(e.message, /hunter2secret/, `the password shows in: ${e.message}`);
+      return true;
+    });
+  }
+  assert.throws(() => loadConfig({ API_TOKEN: "hunter2" }), (e: unknown) => {
+    assert.doesNotMatch((e as Error).message, /hunter2/);
+    return true;
+  });
+});

@@ -8,7 +8,6 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { OpenAPIHono } from "@hono/zod-openapi";
-import { Redis } from "ioredis";
 import type { BrokerAuth } from "../auth/broker_auth.ts";
 import { RedisCredentialCache } from "../auth/credential_cache.ts";
 import { MachineAuth } from "../auth/machine_auth.ts";
@@ -19,6 +18,7 @@ import type { Config } from "../config.ts";
 import type { Store } from "../db/store.ts";
 import type { Metrics } from "../lib/metrics.ts";
 import type { QueueBackend } from "../queue/open_queues.ts";
+import { openRedis, type RedisClient } from "../queue/redis/open_redis.ts";
 import { apiRoutes } from "../http/routes/api.ts";
 import { CommandHandoff } from "../downlink/command_handoff.ts";
 import { CommandIntake } from "../downlink/command_intake.ts";
@@ -50,7 +50,7 @@ export class CommandCenter {
   /** The HTTP API (role `api`); mount it with `app.route("/", api)`. */
   readonly api?: OpenAPIHono;
   readonly #deps: CommandCenterDeps;
-  readonly #redis?: Redis;
+  readonly #redis?: RedisClient;
   readonly #loops: Promise<void>[] = [];
   /** From this process's intake to its downlink (both roles, Redis queue). */
   readonly #handoff?: CommandHandoff;
@@ -61,7 +61,7 @@ export class CommandCenter {
     const { config, store, queues } = deps;
     const roles = config.roles;
     if (config.redis.url && (roles.has("api") || roles.has("downlink"))) {
-      this.#redis = new Redis(config.redis.url, {
+      this.#redis = openRedis(config.redis.url, {
         lazyConnect: true,
         enableOfflineQueue: false,
         maxRetriesPerRequest: 1,

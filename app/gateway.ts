@@ -167,7 +167,11 @@ export class Gateway {
 
   #openQueues(): void {
     const { config } = this;
-    const queues = openQueueBackend({ redisUrl: config.redis.url, dataDir: config.database.dataDir });
+    const queues = openQueueBackend({
+      redisUrl: config.redis.url,
+      waitReplicas: config.redis.waitReplicas,
+      dataDir: config.database.dataDir,
+    });
     this.#queues = queues;
     this.#onClose("queues", () => queues.close());
     const incoming = queues.queue(config.redis.incomingQueue, `${config.mqtt.clientId}:uplink`);

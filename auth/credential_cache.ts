@@ -10,8 +10,12 @@
  *   v1.1); writing a token replaces such a string with the hash form.
  * - `machine_acl:{serial}`: topic → `publish` | `subscribe`, the machine's allowed topics from
  *   `machine_acl.ts` (EMQX: `HGETALL machine_acl:${username}`).
+ *
+ * The names are EMQX's and the back office's, so they carry no hash tag: on a Redis Cluster a
+ * machine's two keys lie in different slots, and each is written on its own (the ACL first, then
+ * the hash that lets the machine in) instead of in one transaction.
  */
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../queue/redis/open_redis.ts";
 import type { MachineTopics } from "./machine_acl.ts";
 
 export interface CredentialCache {
@@ -41,7 +45,7 @@ export class WrongTypeError extends Error {
 const isWrongType = (error: unknown) => error instanceof Error && error.message.startsWith("WRONGTYPE");
 
 export class RedisCredentialCache implements CredentialCache {
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: RedisClient) {}
 
   async get(serialNo: string): Promise<string | null> {
     const key = authKey(serialNo);
@@ -63,26 +67,49 @@ export class RedisCredentialCache implements CredentialCache {
     const acl: Record<string, string> = {};
     for (const t of topics.publish) acl[t] = "publish";
     for (const t of topics.subscribe) acl[t] = "subscribe";
+    const auth = { password_hash: hash, is_superuser: "false" };
     // DEL first: the key may hold the back office's string form, which HSET cannot extend.
-    const results = await this.redis.multi()
-      .del(authKey(serialNo))
-      .hset(authKey(serialNo), { password_hash: hash, is_superuser: "false" })
-      .del(aclKey(serialNo))
-      .hset(aclKey(serialNo), acl)
-      .exec();
-    const failed = results?.find(([error]) => error);
-    if (!results || failed) throw failed?.[0] ?? new Error("Redis transaction aborted");
+    if (this.redis.isCluster) {
+      checked(await this.redis.multi().del(aclKey(serialNo)).hset(aclKey(serialNo), acl).exec());
+      checked(await this.redis.multi().del(authKey(serialNo)).hset(authKey(serialNo), auth).exec());
+      return;
+    }
+    checked(
+      await this.redis.multi()
+        .del(authKey(serialNo))
+        .hset(authKey(serialNo), auth)
+        .del(aclKey(serialNo))
+        .hset(aclKey(serialNo), acl)
+        .exec(),
+    );
   }
 
   async delete(serialNo: string): Promise<void> {
+    if (this.redis.isCluster) {
+      // The hash first: without it the machine is out, whatever ACL is left.
+      await this.redis.del(authKey(serialNo));
+      await this.redis.del(aclKey(serialNo));
+      return;
+    }
     await this.redis.del(authKey(serialNo), aclKey(serialNo));
   }
 
   async setSuperuser(username: string, hash: string): Promise<void> {
-    await this.redis.multi()
-      .del(authKey(username))
-      .hset(authKey(username), { password_hash: hash, is_superuser: "true" })
-      .del(aclKey(username))
-      .exec();
+    const auth = { password_hash: hash, is_superuser: "true" };
+    if (this.redis.isCluster) {
+      await this.redis.del(aclKey(username));
+      checked(await this.redis.multi().del(authKey(username)).hset(authKey(username), auth).exec());
+      return;
+    }
+    checked(
+      await this.redis.multi().del(authKey(username)).hset(authKey(username), auth).del(aclKey(username))
+        .exec(),
+    );
   }
+}
+
+/** Throws the first error of a MULTI's replies (or that it was aborted). */
+function checked(results: [Error | null, unknown][] | null): void {
+  const failed = results?.find(([error]) => error);
+  if (!results || failed) throw failed?.[0] ?? new Error("Redis transaction aborted");
 }

@@ -2,11 +2,17 @@
  * @module downlink_lock
  * One downlink consumer at a time across all gateway processes, so that commands to a machine go
  * out in the order they were accepted even when several gateways run the `downlink` role (the
- * others wait as hot standbys). A Redis key `{queue}:leader` set with NX and a TTL, renewed while
- * held; a process that dies loses it after the TTL and another takes over.
+ * others wait as hot standbys). A Redis key `{Q}:leader` (hash-tagged like the queue's keys, so the
+ * hand-off script may read it on a Cluster) set only when free and with a TTL, renewed while held;
+ * a process that dies loses it after the TTL and another takes over.
+ *
+ * Gateways from before the hash-tagged layout take `Q:leader` instead. On a single Redis this lock
+ * holds both keys at once, so that while old and new gateways run side by side (a rolling
+ * upgrade) still only one of them publishes.
  */
 import { getLogger } from "@logtape/logtape";
-import type { Redis } from "ioredis";
+import { keyPrefix } from "../queue/redis/key_prefix.ts";
+import type { RedisClient } from "../queue/redis/open_redis.ts";
 import { sleep } from "../lib/sleep.ts";
 import type { QueueFence } from "../queue/reliable_queue.ts";
 
@@ -23,29 +29,44 @@ export interface DownlinkLock {
   release(): Promise<void>;
 }
 
+// KEYS: the lock's keys. ARGV: owner, ttl. Extends them when every one is ours.
 const RENEW = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+for _, k in ipairs(KEYS) do
+  if redis.call('GET', k) ~= ARGV[1] then return 0 end
 end
-return 0`;
+for _, k in ipairs(KEYS) do redis.call('PEXPIRE', k, ARGV[2]) end
+return 1`;
+
+// Takes them when every one is free or ours.
+const TAKE = `
+for _, k in ipairs(KEYS) do
+  local v = redis.call('GET', k)
+  if v and v ~= ARGV[1] then return 0 end
+end
+for _, k in ipairs(KEYS) do redis.call('SET', k, ARGV[1], 'PX', ARGV[2]) end
+return 1`;
 
 const RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+for _, k in ipairs(KEYS) do
+  if redis.call('GET', k) == ARGV[1] then redis.call('DEL', k) end
 end
 return 0`;
 
 export class RedisDownlinkLock implements DownlinkLock {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #key: string;
+  /** `#key`, and the old layout's key on a single Redis. */
+  readonly #keys: string[];
   readonly #owner: string;
   readonly #ttlMs: number;
   #heldUntil = 0;
   #renewTimer?: ReturnType<typeof setInterval>;
 
-  constructor(redis: Redis, queueName: string, owner: string, ttlMs = 15_000) {
+  constructor(redis: RedisClient, queueName: string, owner: string, ttlMs = 15_000) {
     this.#redis = redis;
-    this.#key = `${queueName}:leader`;
+    this.#key = `${keyPrefix(queueName)}:leader`;
+    const legacy = `${queueName}:leader`;
+    this.#keys = redis.isCluster || legacy === this.#key ? [this.#key] : [this.#key, legacy];
     // Unique per process run, so a restarted process does not mistake an old lock for its own.
     this.#owner = `${owner}:${crypto.randomUUID()}`;
     this.#ttlMs = ttlMs;
@@ -65,8 +86,7 @@ export class RedisDownlinkLock implements DownlinkLock {
       const started = Date.now();
       try {
         // Still ours (a renewal failed but the key survived), or free to take.
-        const mine = Number(await this.#redis.eval(RENEW, 1, this.#key, this.#owner, this.#ttlMs)) === 1;
-        const ok = mine || await this.#redis.set(this.#key, this.#owner, "PX", this.#ttlMs, "NX") === "OK";
+        const ok = Number(await this.#eval(TAKE)) === 1;
         if (ok) {
           this.#heldUntil = started + this.#ttlMs;
           this.#startRenewing();
@@ -88,7 +108,7 @@ export class RedisDownlinkLock implements DownlinkLock {
     this.#renewTimer = setInterval(async () => {
       const started = Date.now();
       try {
-        const renewed = await this.#redis.eval(RENEW, 1, this.#key, this.#owner, this.#ttlMs);
+        const renewed = await this.#eval(RENEW);
         if (Number(renewed) === 1) this.#heldUntil = started + this.#ttlMs;
         else this.#lost();
       } catch (error) {
@@ -110,6 +130,10 @@ export class RedisDownlinkLock implements DownlinkLock {
     this.#renewTimer = undefined;
     if (this.#heldUntil === 0) return;
     this.#heldUntil = 0;
-    await this.#redis.eval(RELEASE, 1, this.#key, this.#owner).catch(() => {});
+    await this.#eval(RELEASE).catch(() => {});
+  }
+
+  #eval(script: string): Promise<unknown> {
+    return this.#redis.eval(script, this.#keys.length, ...this.#keys, this.#owner, this.#ttlMs);
   }
 }

@@ -25,7 +25,7 @@ Deno.test("downlink lock: one holder at a time; the other takes over after relea
     stopB.abort();
     await a.release();
     await b.release();
-    await redis.del(`${queue}:leader`);
+    await redis.del(`{${queue}}:leader`);
     redis.disconnect();
   }
 });
@@ -43,7 +43,30 @@ Deno.test("downlink lock: acquire gives up when the signal aborts", async () => 
     assert.equal(b.held, false);
   } finally {
     await a.release();
+    await redis.del(`{${queue}}:leader`);
+    redis.disconnect();
+  }
+});
+
+Deno.test("downlink lock: an older gateway's lock (Q:leader, no hash tag) keeps us standing by, and ours keeps it out", async () => {
+  const redis = new Redis("redis://127.0.0.1:6379/0");
+  const queue = `test:lock:${crypto.randomUUID()}`;
+  const a = new RedisDownlinkLock(redis, queue, "a", 5000);
+  try {
+    await redis.set(`${queue}:leader`, "older-gateway", "PX", 5000);
+    const stop = new AbortController();
+    setTimeout(() => stop.abort(), 300);
+    assert.equal(await a.acquire(stop.signal), false, "the older gateway holds the old key");
     await redis.del(`${queue}:leader`);
+    assert.equal(await a.acquire(new AbortController().signal), true);
+    // Both keys are ours now: an older gateway's SET NX on the old key fails.
+    assert.equal(await redis.set(`${queue}:leader`, "older-gateway", "PX", 5000, "NX"), null);
+    assert.equal(await redis.get(`{${queue}}:leader`), await redis.get(`${queue}:leader`));
+    await a.release();
+    assert.equal(await redis.exists(`${queue}:leader`, `{${queue}}:leader`), 0);
+  } finally {
+    await a.release();
+    await redis.del(`{${queue}}:leader`, `${queue}:leader`);
     redis.disconnect();
   }
 });

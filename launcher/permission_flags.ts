@@ -7,6 +7,7 @@
  * will read, so the set follows the configuration.
  */
 import { type Config, CONFIG_VARIABLES, ConfigError } from "../config.ts";
+import { parseRedisUrl } from "../queue/redis/redis_url.ts";
 
 /**
  * Environment variables the bundled libraries read (`launcher/permission_flags_test.ts` scans the
@@ -47,6 +48,18 @@ export function netAddress(url: string): string {
 }
 
 /**
+ * One server: its address. A Cluster or Sentinel set: the listed hosts on every port, since the
+ * client then dials the addresses the nodes announce (other nodes, the current master) on ports
+ * of their own. List every node's host in `REDIS_URL` so that each is allowed.
+ */
+function redisHosts(url: string): string[] {
+  const target = parseRedisUrl(url);
+  if (target.kind === "single") return [netAddress(url)];
+  const nodes = target.kind === "cluster" ? target.nodes : target.sentinels;
+  return nodes.map((n) => (n.host.includes(":") ? `[${n.host}]` : n.host));
+}
+
+/**
  * A listen address; port 0 (any free port) can only be granted as the whole host. `dialBack`: the
  * gateway also connects to it (its own client of the embedded broker dials loopback for a wildcard).
  */
@@ -61,7 +74,7 @@ export function netAllowList(config: Config): string[] {
   const hosts: string[] = [];
   if (config.mqtt.url) hosts.push(netAddress(config.mqtt.url));
   else hosts.push(...listenAddresses(config.mqtt.listenHost, config.mqtt.listenPort, true));
-  if (config.redis.url) hosts.push(netAddress(config.redis.url));
+  if (config.redis.url) hosts.push(...redisHosts(config.redis.url));
   if (config.database.url) hosts.push(netAddress(config.database.url));
   if (config.alertWebhookUrl) hosts.push(netAddress(config.alertWebhookUrl));
   if (config.emqx.api) hosts.push(netAddress(config.emqx.api.url));

@@ -103,3 +103,13 @@ Deno.test("EMQX's REST API (revocation) is allowed when configured", () => {
   });
   assert.deepEqual(netAllowList(config), ["127.0.0.1:5200", "emqx:18083", "emqx:1883"]);
 });
+
+Deno.test("a Redis Cluster or Sentinel set: its listed hosts on every port (nodes announce their own)", () => {
+  const cluster = loadConfig({ REDIS_URL: "redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7001,[::1]:7002" });
+  assert.deepEqual(
+    netAllowList(cluster).filter((h) => !h.startsWith("0.0.0.0") && !h.startsWith("127.0.0.1")),
+    ["10.0.0.1", "10.0.0.2", "[::1]"],
+  );
+  const sentinel = loadConfig({ REDIS_URL: "redis+sentinel://s1:26379,s2:26379/mymaster" });
+  assert.ok(netAllowList(sentinel).includes("s1") && netAllowList(sentinel).includes("s2"));
+});

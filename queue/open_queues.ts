@@ -2,9 +2,10 @@
  * @module open_queues
  * Chooses the queue backend from configuration: Redis lists when `REDIS_URL` is set, else the
  * embedded durable queue, a SQLite file `queue.db` in `DATA_DIR` (same semantics, no server).
+ * `REDIS_URL` may name one server, a Cluster or a Sentinel set (see `redis/open_redis.ts`).
  */
 import { join } from "node:path";
-import { Redis } from "ioredis";
+import { openRedis } from "./redis/open_redis.ts";
 import type { ReliableQueue } from "./reliable_queue.ts";
 import { RedisQueue } from "./redis/redis_queue.ts";
 import { SqliteQueue } from "./sqlite/sqlite_queue.ts";
@@ -20,14 +21,15 @@ export interface QueueBackend {
 /** The part of the configuration the queues need (`REDIS_URL`, `DATA_DIR`). */
 export interface QueueBackendOptions {
   redisUrl?: string;
+  /** Replicas that must hold a pushed job (see `RedisQueueOptions.replicas`); default 0. */
+  waitReplicas?: number;
   dataDir: string;
 }
 
 export function openQueueBackend(o: QueueBackendOptions): QueueBackend {
   if (!o.redisUrl) return openSqliteBackend(join(o.dataDir, "queue.db"));
-  const redis = new Redis(o.redisUrl, {
+  const redis = openRedis(o.redisUrl, {
     maxRetriesPerRequest: null,
-    lazyConnect: false,
     retryStrategy: (times) => Math.min(times * 200, 5000),
   });
   redis.on("error", () => {}); // reported by ping() and the callers; ioredis reconnects itself
@@ -36,7 +38,7 @@ export function openQueueBackend(o: QueueBackendOptions): QueueBackend {
   return {
     kind: "redis",
     queue(name, consumer) {
-      const q = new RedisQueue(redis, name, { consumerId: consumer });
+      const q = new RedisQueue(redis, name, { consumerId: consumer, replicas: o.waitReplicas });
       queues.push(q);
       return q;
     },

@@ -9,6 +9,8 @@ import { join } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
 import { Redis } from "ioredis";
 import { sleep } from "../lib/sleep.ts";
+import { RedisCluster, RedisSentinelSet } from "../tests/faults/redis_topology.ts";
+import { openRedis, type RedisClient } from "./redis/open_redis.ts";
 import { RedisQueue } from "./redis/redis_queue.ts";
 import type { Lease, ReliableQueue } from "./reliable_queue.ts";
 import { SqliteQueue } from "./sqlite/sqlite_queue.ts";
@@ -28,6 +30,39 @@ type Backend = { kind: "redis" | "sqlite"; open(): Promise<Harness> };
 
 function queueName(): string {
   return `test_q_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+}
+
+/** The suite on another topology: a queue of `url` per case (Cluster, Sentinel). */
+function topologyBackend(url: string, keys: (pattern: string) => Promise<string[]>): Backend {
+  const connect = () => openRedis(url, { maxRetriesPerRequest: 1 });
+  return {
+    kind: "redis",
+    // deno-lint-ignore require-await
+    async open() {
+      const name = queueName();
+      let redis: RedisClient = connect();
+      let queues: RedisQueue[] = [];
+      return {
+        name,
+        consumer(id, options) {
+          const q = new RedisQueue(redis, name, { consumerId: id, ...options });
+          queues.push(q);
+          return q;
+        },
+        async crash() {
+          await Promise.all(queues.map((q) => q.close()));
+          queues = [];
+          redis.disconnect();
+          redis = connect();
+        },
+        async cleanup() {
+          await Promise.all(queues.map((q) => q.close()));
+          for (const key of await keys(`*${name}*`)) await redis.del(key);
+          await redis.quit();
+        },
+      };
+    },
+  };
 }
 
 const redisBackend: Backend = {
@@ -52,7 +87,7 @@ const redisBackend: Backend = {
       },
       async cleanup() {
         await Promise.all(queues.map((q) => q.close()));
-        const keys = await redis.keys(`${name}*`);
+        const keys = await redis.keys(`*${name}*`);
         if (keys.length > 0) await redis.del(...keys);
         await redis.quit();
       },
@@ -306,6 +341,48 @@ for (const backend of [redisBackend, sqliteBackend]) {
     });
   }
 }
+
+Deno.test("redis cluster queue: the conformance suite on a three-master Cluster", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "gw_queue_cluster_" });
+  const cluster = await RedisCluster.start(dir);
+  try {
+    const backend = topologyBackend(cluster.url, (pattern) => cluster.keys(pattern));
+    for (const [title, run] of Object.entries(cases)) {
+      await t.step(title, async () => {
+        const h = await backend.open();
+        try {
+          await run(h, backend.kind);
+        } finally {
+          await h.cleanup();
+        }
+      });
+    }
+  } finally {
+    await cluster.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("redis sentinel queue: the conformance suite through Sentinel, waiting for the replica", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "gw_queue_sentinel_" });
+  const set = await RedisSentinelSet.start(dir);
+  try {
+    const backend = topologyBackend(set.url, (pattern) => set.with((redis) => redis.keys(pattern)));
+    for (const [title, run] of Object.entries(cases)) {
+      await t.step(title, async () => {
+        const h = await backend.open();
+        try {
+          await run(h, backend.kind);
+        } finally {
+          await h.cleanup();
+        }
+      });
+    }
+  } finally {
+    await set.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
 
 Deno.test("redis queue: the main list is exactly what a Laravel producer or consumer sees", async () => {
   const h = await redisBackend.open();

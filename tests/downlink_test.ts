@@ -320,7 +320,7 @@ Deno.test("bad input gives a clear 4xx or a dead letter, and nothing behind it g
     assert.equal(JSON.parse(machine.messages[0]!).message_id, "MSG_after_bad");
     const redis = new Redis(SERVICES.redis);
     try {
-      const deadKey = `${t.env.MQTT_OUTGOING_QUEUE}:dead`;
+      const deadKey = `{${t.env.MQTT_OUTGOING_QUEUE}}:dead`;
       await waitFor(async () => await redis.llen(deadKey) >= 3, 5000, "three dead letters");
       await sleep(300);
       const dead = (await redis.lrange(deadKey, 0, -1)).map((s) => JSON.parse(s));

@@ -134,7 +134,7 @@ Deno.test("GET /metrics after traffic: every series is there and counts what hap
     assert.equal(value(series, "gateway_queue_depth", { queue: incoming, state: "dead" }), 4);
     assert.equal(value(series, "gateway_queue_depth", { queue: incoming, state: "ready" }), 0);
     assert.ok(series.has(`gateway_queue_depth{queue="${outgoing}",state="ready"}`));
-    await redis.rpush(`${incoming}:dead`, "{}", "{}");
+    await redis.rpush(`{${incoming}}:dead`, "{}", "{}");
     const later = await scrape(gateway);
     assert.equal(value(later.series, "gateway_queue_depth", { queue: incoming, state: "dead" }), 6);
 

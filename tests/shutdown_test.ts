@@ -59,7 +59,7 @@ Deno.test("SIGTERM mid-flow: exits 0, leaves nothing half-done, and the next sta
     }
     child.kill("SIGTERM");
     assert.equal((await child.status).code, 0, "exit code after SIGTERM");
-    const keys = await redis.keys(`${t.env.MQTT_INCOMING_QUEUE}:processing:*`);
+    const keys = await redis.keys(`{${t.env.MQTT_INCOMING_QUEUE}}:processing:*`);
     const processing = await Promise.all(keys.map((k) => redis.llen(k)));
     assert.deepEqual(processing.filter((x) => x > 0), [], "no job is left half-done in a processing list");
 

@@ -57,11 +57,11 @@ export async function query<T = Record<string, unknown>>(
   }
 }
 
-/** Deletes every Redis key that starts with `prefix`. */
+/** Deletes every Redis key that starts with `prefix` or `{prefix` (the queues' hash-tagged keys). */
 export async function dropRedisKeys(prefix: string): Promise<void> {
   const redis = new Redis(SERVICES.redis);
   try {
-    const keys = await redis.keys(`${prefix}*`);
+    const keys = [...await redis.keys(`${prefix}*`), ...await redis.keys(`{${prefix}*`)];
     if (keys.length) await redis.del(...keys);
   } finally {
     redis.disconnect();

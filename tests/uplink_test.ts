@@ -122,7 +122,7 @@ Deno.test("malformed JSON between two good messages: both good ones land, the ba
       "two machine_logs rows",
     );
     assert.deepEqual(logs.map((r) => r.code), ["E101", "E103"]);
-    const dead = (await redis.lrange(`${t.env.MQTT_INCOMING_QUEUE}:dead`, 0, -1)).map((s) => JSON.parse(s));
+    const dead = (await redis.lrange(`{${t.env.MQTT_INCOMING_QUEUE}}:dead`, 0, -1)).map((s) => JSON.parse(s));
     assert.equal(dead.length, 1);
     assert.match(dead[0].reason, new RegExp(`Cannot parse error from ${serial}`));
     assert.match(JSON.parse(dead[0].job).payload, /E102/);
@@ -171,7 +171,7 @@ Deno.test("bad input is counted and rejected while good messages around it flow 
     assert.equal(row!.temperature, 3);
     const dead = await waitFor(
       async () => {
-        const items = (await redis.lrange(`${t.env.MQTT_INCOMING_QUEUE}:dead`, 0, -1)).map((s) =>
+        const items = (await redis.lrange(`{${t.env.MQTT_INCOMING_QUEUE}}:dead`, 0, -1)).map((s) =>
           JSON.parse(s)
         );
         return items.length === 4 ? items : null;
@@ -232,7 +232,7 @@ Deno.test("a job leased by a worker that died mid-job is processed after restart
     const other = new RedisQueue(redis, config.redis.incomingQueue, { consumerId: "other-host:worker:0" });
     assert.equal((await other.lease(10, 100)).length, 1);
     await other.close();
-    await redis.del(`${config.redis.incomingQueue}:consumer:other-host:worker:0`); // its TTL expired
+    await redis.del(`{${config.redis.incomingQueue}}:consumer:other-host:worker:0`); // its TTL expired
 
     // 4. Restart with the worker role: both jobs are put back and processed, once.
     gateway = new Gateway(t.config({ GATEWAY_ROLES: "worker" }));

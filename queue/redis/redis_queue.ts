@@ -5,13 +5,19 @@
  * Jobs are leased with `BLMOVE` into a per-consumer processing list (never a bare `BLPOP`, which
  * loses the job if the worker dies), so a dead consumer's jobs are put back by `recover()`.
  *
- * Keys beside the main list `Q` (our extension; a Laravel app never needs to read them):
- * `Q:processing:{consumer}`, `Q:woken:{consumer}` (what a blocking wait moved, taken first by the
- * next lease), `Q:consumer:{consumer}` (liveness, expires), `Q:consumers` (set),
- * `Q:delayed` (zset of retries, member `nonce:raw`), `Q:attempts` (hash sha1(raw) → failures),
- * `Q:dead` (list of `{job, reason, attempts, failed_at}`).
+ * Keys beside the main list `Q` (our extension; a Laravel app never needs to read them), each
+ * under the hash tag `{Q}` (see `key_prefix.ts`) so that on a Redis Cluster they share `Q`'s slot:
+ * `{Q}:processing:<consumer>`, `{Q}:woken:<consumer>` (what a blocking wait moved, taken first by
+ * the next lease), `{Q}:consumer:<consumer>` (liveness, expires), `{Q}:consumers` (set),
+ * `{Q}:delayed` (zset of retries, member `nonce:raw`), `{Q}:attempts` (hash sha1(raw) → failures),
+ * `{Q}:dead` (list of `{job, reason, attempts, failed_at}`).
+ *
+ * Up to 2026-12 the same keys were named `Q:processing:…`, `Q:delayed` … (no braces). On a single
+ * Redis, `recover()` takes over what that layout left: the processing lists of consumers no longer
+ * alive, the retries, the attempt counts and the dead letters (see `#recoverLegacy`).
  */
-import type { Redis } from "ioredis";
+import type { RedisClient } from "./open_redis.ts";
+import { keyPrefix } from "./key_prefix.ts";
 import type {
   DeadLetter,
   Lease,
@@ -108,18 +114,44 @@ while redis.call('LMOVE', KEYS[3], KEYS[2], 'LEFT', 'LEFT') do n = n + 1 end
 while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'LEFT') do n = n + 1 end
 return n`;
 
+// The old layout's retries, attempt counts and dead letters into the new keys, in one step. KEYS:
+// old delayed, new delayed, old attempts, new attempts, old dead, new dead. Dead letters keep
+// their order, the old ones first; attempt counts add up.
+const MIGRATE_LEGACY = `
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('ZUNIONSTORE', KEYS[2], 2, KEYS[2], KEYS[1], 'AGGREGATE', 'MIN')
+  redis.call('DEL', KEYS[1])
+end
+local counts = redis.call('HGETALL', KEYS[3])
+for i = 1, #counts, 2 do redis.call('HINCRBY', KEYS[4], counts[i], counts[i + 1]) end
+redis.call('DEL', KEYS[3])
+while redis.call('LMOVE', KEYS[5], KEYS[6], 'RIGHT', 'LEFT') do end
+return 0`;
+
 export interface RedisQueueOptions {
   /** Stable per process and worker slot, so a restart finds its own unfinished jobs. */
   consumerId: string;
   /** A consumer not seen for this long is dead: `recover()` of another consumer takes its jobs. */
   aliveTtlMs?: number;
+  /**
+   * Replicas that must hold a new job before `push` (and `pushLeased`, and a dead letter without
+   * a lease) resolves (Redis `WAIT`); 0: the master's answer is enough. A failover promotes a
+   * replica, and what the old master had not passed on yet is gone: with 1 here, a message is
+   * acknowledged to its machine only once a replica has it. Fails (and the caller stores again)
+   * when fewer replicas answer within {@link REPLICA_WAIT_MS}.
+   */
+  replicas?: number;
 }
 
+/** How long a write waits for its replicas before it counts as failed. */
+export const REPLICA_WAIT_MS = 2000;
+
 export class RedisQueue implements ReliableQueue {
-  readonly #redis: Redis;
-  #blocking?: Redis;
+  readonly #redis: RedisClient;
+  #blocking?: RedisClient;
   readonly #consumer: string;
   readonly #aliveTtlMs: number;
+  readonly #replicas: number;
   readonly #keys: {
     processing: string;
     woken: string;
@@ -129,28 +161,56 @@ export class RedisQueue implements ReliableQueue {
     attempts: string;
     dead: string;
   };
+  /** `{Q}` (see the module doc). */
+  readonly #prefix: string;
   #aliveAt = 0;
   #closed = false;
   /** Leases handed out by `lease` and not handed back yet (ack, retry, release, deadLetter). */
   #inHand = 0;
 
-  constructor(redis: Redis, readonly name: string, options: RedisQueueOptions) {
+  constructor(redis: RedisClient, readonly name: string, options: RedisQueueOptions) {
     this.#redis = redis;
     this.#consumer = options.consumerId;
     this.#aliveTtlMs = options.aliveTtlMs ?? ALIVE_TTL_MS;
-    this.#keys = {
-      processing: `${name}:processing:${this.#consumer}`,
-      woken: `${name}:woken:${this.#consumer}`,
-      alive: `${name}:consumer:${this.#consumer}`,
-      consumers: `${name}:consumers`,
-      delayed: `${name}:delayed`,
-      attempts: `${name}:attempts`,
-      dead: `${name}:dead`,
+    this.#replicas = options.replicas ?? 0;
+    this.#prefix = keyPrefix(name);
+    this.#keys = RedisQueue.#keysOf(this.#prefix, this.#consumer);
+  }
+
+  static #keysOf(prefix: string, consumer: string) {
+    return {
+      processing: `${prefix}:processing:${consumer}`,
+      woken: `${prefix}:woken:${consumer}`,
+      alive: `${prefix}:consumer:${consumer}`,
+      consumers: `${prefix}:consumers`,
+      delayed: `${prefix}:delayed`,
+      attempts: `${prefix}:attempts`,
+      dead: `${prefix}:dead`,
     };
   }
 
   async push(...raws: string[]): Promise<void> {
-    if (raws.length > 0) await this.#redis.rpush(this.name, ...raws);
+    if (raws.length === 0) return;
+    if (this.#replicas === 0) await this.#redis.rpush(this.name, ...raws);
+    else await this.#replicated(this.#redis.pipeline().rpush(this.name, ...raws));
+  }
+
+  /**
+   * Runs `pipeline` followed by `WAIT` (on the same connection, so it covers these writes) and
+   * returns the pipeline's replies; throws the first error, or when too few replicas have them.
+   */
+  async #replicated(pipeline: ReturnType<RedisClient["pipeline"]>): Promise<unknown[]> {
+    const results = await pipeline.wait(this.#replicas, REPLICA_WAIT_MS).exec() ?? [];
+    const failed = results.find(([error]) => error);
+    if (failed || results.length === 0) throw failed?.[0] ?? new Error(`A write to ${this.name} was aborted`);
+    const acked = Number(results.at(-1)![1]);
+    if (acked < this.#replicas) {
+      throw new Error(
+        `A write to ${this.name} reached ${acked} of ${this.#replicas} replica(s) within ${REPLICA_WAIT_MS} ms ` +
+          "(failover under way, or a replica is down); it may be lost if the master fails now",
+      );
+    }
+    return results.slice(0, -1).map(([, value]) => value);
   }
 
   async lease(max: number, blockMs: number, signal?: AbortSignal): Promise<Lease[]> {
@@ -177,7 +237,9 @@ export class RedisQueue implements ReliableQueue {
         // What it moves goes to the woken list, which the next take (or hand-off) takes first: a
         // wait that outlives this lease (interrupted) loses nothing and reorders nothing.
         if (!this.#blocking) {
-          this.#blocking = this.#redis.duplicate();
+          // Same options and topology (a Cluster duplicates into a Cluster); the two signatures
+          // differ only in optional overrides, which we do not pass.
+          this.#blocking = (this.#redis.duplicate as () => RedisClient).call(this.#redis);
           this.#blocking.on("error", () => {}); // it reconnects by itself, like the shared client
         }
         const seconds = Math.max(wait, 1) / 1000;
@@ -215,7 +277,7 @@ export class RedisQueue implements ReliableQueue {
     this.#handoffs++; // no take may sweep our processing list while this is on its way
     try {
       await this.#heartbeat();
-      const reply = await this.#redis.eval(
+      const args = [
         PUSH_LEASED,
         4,
         this.name,
@@ -225,8 +287,13 @@ export class RedisQueue implements ReliableQueue {
         fence?.value ?? "",
         options.append === false ? "0" : "1",
         ...raws,
-      ) as 0 | [string[], string[]];
-      if (reply === 0) return null;
+      ] as const;
+      const reply = (this.#replicas === 0
+        ? await this.#redis.eval(...args)
+        : (await this.#replicated(this.#redis.pipeline().eval(...args)))[0]) as 0 | [string[], string[]];
+      if (reply === 0) {
+        return null;
+      }
       const [taken, hashes] = reply;
       this.#inHand += taken.length;
       return taken.map((raw, i) => ({ raw, attempts: 0, ref: hashes[i]! }));
@@ -318,6 +385,11 @@ export class RedisQueue implements ReliableQueue {
       failed_at: new Date().toISOString(),
     };
     if (lease) this.#handBack(1);
+    if (!lease && this.#replicas > 0) {
+      // A message that never became a job: its dead letter is all there is of it.
+      await this.#replicated(this.#redis.pipeline().rpush(this.#keys.dead, JSON.stringify(entry)));
+      return;
+    }
     const tx = this.#redis.multi().rpush(this.#keys.dead, JSON.stringify(entry));
     if (lease) tx.lrem(this.#keys.processing, 1, lease.raw).hdel(this.#keys.attempts, lease.ref);
     await tx.exec();
@@ -325,29 +397,56 @@ export class RedisQueue implements ReliableQueue {
 
   async recover(): Promise<number> {
     await this.#heartbeat(true);
+    let moved = await this.#putBackDead(this.#prefix);
+    // The old layout's keys lie in other slots; it never ran on a Cluster, so there is none there.
+    if (!this.#redis.isCluster && this.#prefix !== this.name) moved += await this.#recoverLegacy();
+    return moved;
+  }
+
+  /** Puts back the jobs of the consumers under `prefix` that are not alive (and this one's own). */
+  async #putBackDead(prefix: string): Promise<number> {
     let moved = 0;
-    const consumers = await this.#redis.smembers(this.#keys.consumers);
-    for (const consumer of consumers) {
+    const consumersKey = `${prefix}:consumers`;
+    for (const consumer of await this.#redis.smembers(consumersKey)) {
+      const keys = RedisQueue.#keysOf(prefix, consumer);
       const mine = consumer === this.#consumer;
-      if (!mine && await this.#redis.exists(`${this.name}:consumer:${consumer}`)) continue;
-      moved += Number(
-        await this.#redis.eval(
-          PUT_BACK_ALL,
-          3,
-          `${this.name}:processing:${consumer}`,
-          this.name,
-          `${this.name}:woken:${consumer}`,
-        ),
-      );
-      if (!mine) await this.#redis.srem(this.#keys.consumers, consumer);
+      if (!mine && await this.#redis.exists(keys.alive)) continue;
+      moved += Number(await this.#redis.eval(PUT_BACK_ALL, 3, keys.processing, this.name, keys.woken));
+      if (!mine || prefix !== this.#prefix) await this.#redis.srem(consumersKey, consumer);
     }
+    return moved;
+  }
+
+  /**
+   * The old layout (`Q:processing:…`, no hash tag): the jobs of its consumers that are gone (a
+   * consumer of an older gateway still running keeps its own), and its retries, attempt counts
+   * and dead letters, which move into the new keys. An older gateway still running after this
+   * writes them there again; the next start of a gateway on this layout moves them.
+   */
+  async #recoverLegacy(): Promise<number> {
+    const moved = await this.#putBackDead(this.name);
+    const old = RedisQueue.#keysOf(this.name, this.#consumer);
+    const k = this.#keys;
+    await this.#redis.eval(
+      MIGRATE_LEGACY,
+      6,
+      old.delayed,
+      k.delayed,
+      old.attempts,
+      k.attempts,
+      old.dead,
+      k.dead,
+    );
     return moved;
   }
 
   async depth(): Promise<QueueDepth> {
     const consumers = await this.#redis.smembers(this.#keys.consumers);
     const tx = this.#redis.multi().llen(this.name).zcard(this.#keys.delayed).llen(this.#keys.dead);
-    for (const c of consumers) tx.llen(`${this.name}:processing:${c}`).llen(`${this.name}:woken:${c}`);
+    for (const c of consumers) {
+      const keys = RedisQueue.#keysOf(this.#prefix, c);
+      tx.llen(keys.processing).llen(keys.woken);
+    }
     const results = (await tx.exec()) ?? [];
     const n = results.map(([, v]) => Number(v ?? 0));
     return {

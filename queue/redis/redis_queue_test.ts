@@ -21,7 +21,7 @@ async function withQueue(
     await fn(redis, queue, name);
   } finally {
     await queue.close();
-    const keys = await redis.keys(`${name}*`);
+    const keys = await redis.keys(`*${name}*`);
     if (keys.length > 0) await redis.del(...keys);
     await redis.quit();
   }
@@ -33,17 +33,17 @@ Deno.test("a job stranded in processing goes back once the consumer holds no lea
     const [a] = await queue.lease(1, 100);
     assert.equal(a?.raw, "a");
     // What a lost BLMOVE reply leaves behind: "b" moved to our processing list, never returned.
-    await redis.lmove(name, `${name}:processing:c1`, "LEFT", "LEFT");
+    await redis.lmove(name, `{${name}}:processing:c1`, "LEFT", "LEFT");
     // While "a" is in hand, nothing is swept: it would be taken twice.
     const [c] = await queue.lease(1, 100);
     assert.equal(c?.raw, "c");
-    assert.equal(await redis.llen(`${name}:processing:c1`), 3);
+    assert.equal(await redis.llen(`{${name}}:processing:c1`), 3);
     await queue.ack([a!, c!]);
     // Nothing in hand: "b" goes back and is leased again.
     const again = await queue.lease(10, 100);
     assert.deepEqual(again.map((l) => l.raw), ["b"]);
     await queue.ack(again);
-    assert.equal(await redis.llen(`${name}:processing:c1`), 0);
+    assert.equal(await redis.llen(`{${name}}:processing:c1`), 0);
     assert.deepEqual(await queue.depth(), { ready: 0, processing: 0, delayed: 0, dead: 0 });
   });
 });
@@ -55,7 +55,7 @@ Deno.test("leases handed back by retry, release and dead-letter count as no long
     await queue.retry(a!, 60_000);
     await queue.release([b!]);
     await queue.deadLetter(c!, "bad");
-    await redis.lmove(name, `${name}:processing:c1`, "RIGHT", "LEFT"); // strands "d"
+    await redis.lmove(name, `{${name}}:processing:c1`, "RIGHT", "LEFT"); // strands "d"
     const leased = await queue.lease(10, 100);
     assert.deepEqual(leased.map((l) => l.raw).sort(), ["b", "d"]);
   });
@@ -87,7 +87,7 @@ Deno.test("pushLeased: into the consumer's processing list when nothing waits, a
 
 Deno.test("pushLeased: only while the fence holds", async () => {
   await withQueue(async (redis, queue, name) => {
-    const fence = { key: `${name}:leader`, value: "me" };
+    const fence = { key: `{${name}}:leader`, value: "me" };
     assert.equal(await queue.pushLeased(["a"], fence), null, "no lock held");
     assert.deepEqual(await redis.lrange(name, 0, -1), ["a"]);
     await redis.del(name);
@@ -119,7 +119,7 @@ Deno.test("interrupt ends a waiting lease; what its wait moves later comes first
     assert.deepEqual(await within(waiting, 10_000, "the interrupted lease did not return"), []);
     // The wait goes on and takes "x", pushed by a producer before the hand-off of "y".
     await redis.rpush(name, "x");
-    for (let i = 0; i < 200 && await redis.llen(`${name}:woken:c1`) === 0; i++) {
+    for (let i = 0; i < 200 && await redis.llen(`{${name}}:woken:c1`) === 0; i++) {
       await new Promise((r) => setTimeout(r, 10));
     }
     assert.equal(await redis.llen(name), 0);
@@ -135,7 +135,7 @@ Deno.test("what a blocking wait moved goes back with the leases on recover, in o
   await withQueue(async (redis, queue, name) => {
     await queue.push("a", "b", "c", "d");
     assert.deepEqual((await queue.lease(2, 100)).map((l) => l.raw), ["a", "b"]);
-    await redis.lmove(name, `${name}:woken:c1`, "LEFT", "LEFT"); // a wait that moved "c"
+    await redis.lmove(name, `{${name}}:woken:c1`, "LEFT", "LEFT"); // a wait that moved "c"
     const restarted = new RedisQueue(redis, name, { consumerId: "c1" });
     try {
       assert.equal(await restarted.recover(), 3);
@@ -143,5 +143,64 @@ Deno.test("what a blocking wait moved goes back with the leases on recover, in o
     } finally {
       await restarted.close();
     }
+  });
+});
+
+Deno.test("the gateway's keys share the list's hash slot: {Q}:processing, {Q}:delayed, {Q}:dead …", async () => {
+  await withQueue(async (redis, queue, name) => {
+    await queue.push("a", "b");
+    const [a, b] = await queue.lease(2, 100);
+    await queue.retry(a!, 60_000);
+    await queue.deadLetter(b!, "bad");
+    const keys = (await redis.keys(`*${name}*`)).sort();
+    assert.deepEqual(keys, [
+      `{${name}}:attempts`,
+      `{${name}}:consumer:c1`,
+      `{${name}}:consumers`,
+      `{${name}}:dead`,
+      `{${name}}:delayed`,
+    ]);
+  });
+});
+
+Deno.test("recover() takes over what the old key layout (Q:processing:…, no hash tag) left", async () => {
+  await withQueue(async (redis, queue, name) => {
+    // An older gateway's keys: a dead consumer's lease and woken job, our own slot's lease from
+    // before the upgrade, a live older consumer's lease, retries, attempt counts, dead letters.
+    await redis.rpush(name, "ready");
+    await redis.sadd(`${name}:consumers`, "gone", "c1", "alive");
+    await redis.lpush(`${name}:processing:gone`, "g1", "g2"); // g2 is its newest lease
+    await redis.lpush(`${name}:woken:gone`, "gw");
+    await redis.lpush(`${name}:processing:c1`, "mine");
+    await redis.set(`${name}:consumer:alive`, "1", "PX", 30_000);
+    await redis.lpush(`${name}:processing:alive`, "busy");
+    await redis.zadd(`${name}:delayed`, Date.now() - 1, "n1:due", Date.now() + 60_000, "n2:later");
+    await redis.hset(`${name}:attempts`, "h1", "2");
+    await redis.rpush(`${name}:dead`, JSON.stringify({ job: "old-dead", reason: "x" }));
+    await redis.rpush(`{${name}}:dead`, JSON.stringify({ job: "new-dead", reason: "y" }));
+    await redis.hset(`{${name}}:attempts`, "h1", "1");
+
+    const moved = await queue.recover();
+    assert.equal(moved, 4, "gw, g1, g2 and mine are put back");
+    const ready = await redis.lrange(name, 0, -1);
+    assert.deepEqual([...ready].sort(), ["g1", "g2", "gw", "mine", "ready"]);
+    assert.deepEqual(
+      await redis.lrange(`${name}:processing:alive`, 0, -1),
+      ["busy"],
+      "a live consumer keeps its lease",
+    );
+    assert.deepEqual(await redis.smembers(`${name}:consumers`), ["alive"]);
+    for (const key of ["processing:gone", "woken:gone", "processing:c1", "delayed", "attempts", "dead"]) {
+      assert.equal(await redis.exists(`${name}:${key}`), 0, `${name}:${key} is gone`);
+    }
+    assert.deepEqual(await redis.zrange(`{${name}}:delayed`, "0", "-1"), ["n1:due", "n2:later"]);
+    assert.equal(await redis.hget(`{${name}}:attempts`, "h1"), "3", "attempt counts add up");
+    const dead = (await redis.lrange(`{${name}}:dead`, 0, -1)).map((s) => JSON.parse(s).job);
+    assert.deepEqual(dead, ["old-dead", "new-dead"], "old dead letters first");
+
+    // And the queue works on as usual: the due retry is promoted and everything is leased once.
+    const leased = (await queue.lease(10, 100)).map((l) => l.raw).sort();
+    assert.deepEqual(leased, ["due", "g1", "g2", "gw", "mine", "ready"]);
+    assert.equal((await queue.depth()).dead, 2);
   });
 });

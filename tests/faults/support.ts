@@ -457,8 +457,8 @@ export class RedisServer {
   /** Jobs of `queue` not finished yet (ready, delayed, in processing lists) and dead letters. */
   depth(queue: string): Promise<{ pending: number; dead: number }> {
     return this.with(async (redis) => {
-      const processing = await redis.keys(`${queue}:processing:*`);
-      const tx = redis.multi().llen(queue).zcard(`${queue}:delayed`).llen(`${queue}:dead`);
+      const processing = await redis.keys(`{${queue}}:processing:*`);
+      const tx = redis.multi().llen(queue).zcard(`{${queue}}:delayed`).llen(`{${queue}}:dead`);
       for (const key of processing) tx.llen(key);
       const n = ((await tx.exec()) ?? []).map(([, v]) => Number(v ?? 0));
       const pending = n[0]! + n[1]! + n.slice(3).reduce((a, b) => a + b, 0);
@@ -490,7 +490,7 @@ export class RedisServer {
   /** The dead letters of `queue`, parsed. */
   deadLetters(queue: string): Promise<{ job: string; reason: string }[]> {
     return this.with(async (redis) =>
-      (await redis.lrange(`${queue}:dead`, 0, -1)).map((s) =>
+      (await redis.lrange(`{${queue}}:dead`, 0, -1)).map((s) =>
         JSON.parse(s) as { job: string; reason: string }
       )
     );
@@ -1017,7 +1017,7 @@ export class Fleet {
  */
 export async function assertLedgerExact(
   db: TestDatabase,
-  redis: RedisServer,
+  redis: Pick<RedisServer, "depth">,
   queue: string,
   messages: readonly TransactionMessage[],
   timeoutMs = 60_000,
