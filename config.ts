@@ -82,6 +82,7 @@ const schema = {
   COMMAND_TTL_SECONDS: int(1, 30 * 86400).default(300),
   MACHINE_ONLINE_SECONDS: int(1, 30 * 86400).default(180),
   GATEWAY_ROLES: z.string().default(ROLES.join(",")),
+  GATEWAY_DRAIN_ON_STOP: bool.default(false),
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
   // Default: 128, or 80 when this process runs the embedded broker (see DEFAULT_HEAP_MB).
   GATEWAY_HEAP_MB: int(0, 65536).optional(),
@@ -192,6 +193,11 @@ export interface Config {
   /** A machine heard from within this many seconds counts as online (`GET /api/v1/machines`). */
   machineOnlineSeconds: number;
   roles: ReadonlySet<Role>;
+  /**
+   * SIGTERM drains first (leave the share group, finish, end the MQTT session) like SIGUSR2: for
+   * gateways that share the uplink with others and may not come back under the same client id.
+   */
+  drainOnStop: boolean;
   logLevel: (typeof LOG_LEVELS)[number];
   /**
    * V8's old-space limit for the gateway process, set by the launcher (`launcher/v8_flags.ts`); 0: V8's
@@ -298,6 +304,7 @@ export function loadConfig(env: Env): Config {
     commandTtlSeconds: r.COMMAND_TTL_SECONDS,
     machineOnlineSeconds: r.MACHINE_ONLINE_SECONDS,
     roles,
+    drainOnStop: r.GATEWAY_DRAIN_ON_STOP,
     logLevel: r.LOG_LEVEL,
     heapMb: r.GATEWAY_HEAP_MB ?? defaultHeapMb(!mqttUrl && runsBroker(roles, proxies.length)),
     devices: {

@@ -14,7 +14,7 @@
  *
  * With `--compile`, arguments after the entry go to `deno compile` (e.g. `--target
  * aarch64-unknown-linux-gnu`, `--output path`); the output defaults to `dist/star-cloud-gateway`.
- * SIGINT / SIGTERM are passed on to the gateway; the launcher exits with its exit code.
+ * SIGINT / SIGTERM (and SIGUSR2, the drain) are passed on to the gateway; the launcher exits with its exit code.
  */
 import { ConfigError, loadConfig } from "./config.ts";
 import { permissionFlags } from "./launcher/permission_flags.ts";
@@ -75,7 +75,7 @@ async function launch(argv: string[]): Promise<number> {
     stdout: "inherit",
     stderr: "inherit",
   }).spawn();
-  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM", "SIGUSR2"];
   const removers = signals.map((signal) => {
     const pass = () => {
       try {

@@ -2,12 +2,18 @@
  * @module main
  * Entry point: reads the configuration once, starts the gateway and its HTTP server, and owns
  * shutdown (SIGINT / SIGTERM → stop taking messages, finish in-flight jobs, close, exit 0).
+ *
+ * Scale-in: SIGUSR2 (or SIGTERM with `GATEWAY_DRAIN_ON_STOP=true`) drains first: the gateway
+ * leaves its share group, finishes what its MQTT session still holds, ends the session and exits
+ * (`Gateway.drain`). `main.ts --drain` (`deno task drain`) starts, drains and exits: run it with a
+ * departed gateway's `MQTT_CLIENT_ID` to empty and end the session that gateway left behind.
  */
 import { configure, getConsoleSink, getLogger, getTextFormatter } from "@logtape/logtape";
 import { ConfigError, loadConfig } from "./config.ts";
 import { Gateway } from "./app/gateway.ts";
 
-async function main(): Promise<number> {
+async function main(args: readonly string[]): Promise<number> {
+  const drainOnly = args.includes("--drain");
   let config;
   try {
     config = loadConfig(Deno.env.toObject());
@@ -29,11 +35,27 @@ async function main(): Promise<number> {
 
   const gateway = new Gateway(config);
   const stop = new AbortController();
+  let draining: Promise<void> | undefined;
+  const drainThenStop = () => {
+    draining ??= gateway.drain().then(() => stop.abort(), () => stop.abort());
+  };
   const onSignal = () => stop.abort();
+  const onTerm = config.drainOnStop ? drainThenStop : onSignal;
+  const posix = Deno.build.os !== "windows";
   Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
+  if (posix) {
+    Deno.addSignalListener("SIGTERM", onTerm);
+    Deno.addSignalListener("SIGUSR2", drainThenStop);
+  }
   try {
     await gateway.start();
+    if (drainOnly) {
+      log.info("--drain: taking over the session of {clientId} to drain and end it", {
+        clientId: config.mqtt.clientId,
+      });
+      const drained = await gateway.drain();
+      return drained ? 0 : 1;
+    }
     if (!config.http.apiToken && (config.roles.has("api") || config.roles.has("devices"))) {
       // Printed once, to the console only: set API_TOKEN to keep a token across restarts.
       console.log(
@@ -59,8 +81,11 @@ async function main(): Promise<number> {
   } finally {
     await gateway.close();
     Deno.removeSignalListener("SIGINT", onSignal);
-    Deno.removeSignalListener("SIGTERM", onSignal);
+    if (posix) {
+      Deno.removeSignalListener("SIGTERM", onTerm);
+      Deno.removeSignalListener("SIGUSR2", drainThenStop);
+    }
   }
 }
 
-if (import.meta.main) Deno.exit(await main());
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -13,6 +13,8 @@ import { DEFAULT_MAX_PACKET_BYTES, EmbeddedBroker } from "../broker/embedded_bro
 import { MqttConnection, type MqttConnectionOptions } from "../mqtt/mqtt_connection.ts";
 import { PushBatcher } from "../uplink/push_batcher.ts";
 import { startUplink } from "../uplink/uplink.ts";
+import { uplinkFilters } from "../contract/topics.ts";
+import { sleep } from "../lib/sleep.ts";
 import { type Config, riskySettings } from "../config.ts";
 import { openStore } from "../db/open_store.ts";
 import { DeviceService } from "../devices/device_service.ts";
@@ -204,7 +206,7 @@ export class Gateway {
     };
     const connection = new MqttConnection(mqttOptions, this.metrics);
     this.#connection = connection;
-    this.#onClose("mqtt", () => connection.close());
+    this.#onClose("mqtt", () => connection.close(false, { endSession: this.#drained }));
     if (embeddedBroker) {
       // Subscribe for real (not just on a later connect) before machines are let in.
       await connection.waitConnected(AbortSignal.any([this.signal, AbortSignal.timeout(10_000)])).catch(
@@ -233,9 +235,11 @@ export class Gateway {
         clientId: `${config.mqtt.clientId}-uplink-${i}`,
         name: `uplink-${i}`,
       }, this.metrics);
-      this.#onClose(`mqtt uplink-${i}`, () => extraConnection.close());
+      this.#onClose(`mqtt uplink-${i}`, () => extraConnection.close(false, { endSession: this.#drained }));
       connections.push(extraConnection);
     }
+    this.#uplinkConnections = connections;
+    this.#shareGroup = shareGroup;
     const batcher = new PushBatcher(this.#incoming!);
     for (const connection of connections) {
       await startUplink({
@@ -334,6 +338,53 @@ export class Gateway {
       store: this.#store,
       devices: this.#devices,
     });
+  }
+
+  /** The connections subscribed to the uplink, and their share group (see {@link drain}). */
+  #uplinkConnections: MqttConnection[] = [];
+  #shareGroup = "";
+  /** Set by a finished {@link drain}: close() then ends the broker sessions. */
+  #drained = false;
+
+  /**
+   * Scale-in (SIGUSR2, `--drain`, `GATEWAY_DRAIN_ON_STOP`): leaves the share group (UNSUBSCRIBE,
+   * so the broker routes this gateway's share to the other members from now on), stores and
+   * acknowledges whatever the session still delivers until nothing has arrived for `quietMs`,
+   * and marks the sessions to be ended by `close()` (session expiry 0), so nothing is left
+   * waiting in a session nobody will resume. Returns false, and keeps the sessions (their
+   * messages wait for a gateway with the same client id), when there is no share group, the
+   * broker is unreachable or the session does not settle within `timeoutMs`.
+   */
+  async drain({ quietMs = 1000, timeoutMs = 60_000 } = {}): Promise<boolean> {
+    const connections = this.#uplinkConnections;
+    if (connections.length === 0) return false;
+    if (!this.#shareGroup) {
+      log.error(
+        "Not draining: without a share group (MQTT_SHARE_GROUP) no other gateway would get the messages",
+      );
+      return false;
+    }
+    log.info("Draining: leaving the share group {group}", { group: this.#shareGroup });
+    const filters = uplinkFilters(this.#shareGroup);
+    try {
+      await Promise.all(connections.map((c) => c.leave(filters)));
+    } catch (error) {
+      log.error("Draining: cannot unsubscribe ({error}); keeping the session", { error });
+      return false;
+    }
+    const deadline = Date.now() + timeoutMs;
+    while (!connections.every((c) => c.settled(quietMs))) {
+      if (Date.now() > deadline || this.signal.aborted) {
+        log.error("Draining: the session did not settle within {seconds} s; keeping it", {
+          seconds: timeoutMs / 1000,
+        });
+        return false;
+      }
+      await sleep(Math.min(100, quietMs));
+    }
+    this.#drained = true;
+    log.info("Drained: nothing arrived for {ms} ms; the sessions end on close", { ms: quietMs });
+    return true;
   }
 
   #onClose(name: string, run: Cleanup["run"]): void {

@@ -95,6 +95,8 @@ export class MqttConnection {
   #closing?: Promise<void>;
   #window?: PubackWindow;
   #windowStream?: unknown;
+  /** performance.now() of the last message the broker delivered (any QoS). */
+  #lastArrival = 0;
 
   constructor(options: MqttConnectionOptions, metrics?: Metrics) {
     this.#options = options;
@@ -157,6 +159,7 @@ export class MqttConnection {
       this.#subscribeAll(!first);
     });
     this.client.on("message", (topic, payload, packet) => {
+      this.#lastArrival = performance.now();
       for (const listener of this.#listeners) {
         try {
           listener(topic, payload, packet);
@@ -264,6 +267,22 @@ export class MqttConnection {
   }
 
   /**
+   * Unsubscribes `filters` (and forgets them, so a reconnect does not subscribe them again): the
+   * broker routes no new message of theirs to this session. What it had already queued for the
+   * session still arrives; see {@link settled}.
+   */
+  async leave(filters: readonly string[]): Promise<void> {
+    for (const f of filters) this.#subscriptions.delete(f);
+    if (this.client.connected && filters.length > 0) await this.client.unsubscribeAsync([...filters]);
+  }
+
+  /** True when no message has arrived for `quietMs` and every one received has its PUBACK out. */
+  settled(quietMs: number): boolean {
+    return this.client.connected && (this.#window?.size ?? 0) === 0 &&
+      performance.now() - this.#lastArrival >= quietMs;
+  }
+
+  /**
    * Resolves once the broker acknowledged it (QoS 1: PUBACK). `expirySeconds` (MQTT 5 only; ignored
    * on 3.1.1) lets the broker drop the message if it cannot deliver it in time.
    */
@@ -282,23 +301,61 @@ export class MqttConnection {
     });
   }
 
-  /** Idempotent. Without `force`, sends DISCONNECT; unacknowledged messages stay with the broker. */
-  close(force = false): Promise<void> {
+  /**
+   * Idempotent. Without `force`, sends DISCONNECT; unacknowledged messages stay with the broker.
+   * `endSession`: the broker drops the session instead of keeping it for `sessionExpiry` (MQTT 5:
+   * DISCONNECT with session expiry 0; 3.1.1: one more connect with a clean session), so that
+   * nothing is routed to it any more and nothing waits in it (see `app/gateway.ts` `drain`).
+   */
+  close(force = false, { endSession = false } = {}): Promise<void> {
     this.#closing ??= (async () => {
       this.#state = "closed";
       this.#dropWindow();
       clearTimeout(this.#reconnectTimer);
       this.#listeners.clear();
       this.#metrics?.brokerConnected.set({ client: this.name }, 0);
+      const v5 = this.#options.protocolVersion === 5;
+      const disconnect = endSession && v5 && this.client.connected
+        ? { properties: { sessionExpiryInterval: 0 } }
+        : {};
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => this.client.end(true, () => resolve()), force ? 0 : 2000);
-        this.client.end(force, () => {
+        this.client.end(force, disconnect, () => {
           clearTimeout(timer);
           resolve();
         });
       });
+      if (endSession && !v5) await this.#cleanSessionOnce();
+      if (endSession) log.info("MQTT {name} ended its session", { name: this.name });
     })();
     return this.#closing;
+  }
+
+  /** MQTT 3.1.1 has no session expiry: a connect with a clean session makes the broker drop it. */
+  async #cleanSessionOnce(): Promise<void> {
+    const o = this.#options;
+    const client = mqtt.connect(o.url, {
+      clientId: o.clientId,
+      username: o.username || undefined,
+      password: o.password || undefined,
+      protocolVersion: 4,
+      clean: true,
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+      log: () => {},
+    });
+    client.on("error", () => {});
+    try {
+      await new Promise<void>((resolve, reject) => {
+        client.once("connect", () => resolve());
+        client.once("error", reject);
+        client.once("close", () => reject(new Error("closed before CONNACK")));
+      });
+    } catch (error) {
+      log.warn("MQTT {name} cannot end its session: {error}", { name: this.name, error });
+    } finally {
+      await new Promise<void>((resolve) => client.end(false, {}, () => resolve()));
+    }
   }
 
   #onAckable(topic: string, payload: Uint8Array, packet: IPublishPacket, done: (code: number) => void): void {
@@ -317,6 +374,7 @@ export class MqttConnection {
    * its PUBACK is sent by the window, after those of every earlier message of this connection.
    */
   #onQos1(packet: IPublishPacket, callback: (error?: Error) => void): void {
+    this.#lastArrival = performance.now();
     // Parsed before the connection was lost or closed: no PUBACK can follow, so the handler is
     // not asked to do work the broker will deliver again anyway.
     if (this.#state === "closed" || !this.client.connected) return callback(HOLD_PUBACK);

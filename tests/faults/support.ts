@@ -755,6 +755,46 @@ export class GatewayProcess {
   /** Starts `deno run main.ts` and waits until `/healthz` answers and the broker is connected. */
   static async start(dir: string, settings: GatewaySettings, logName = "gateway"): Promise<GatewayProcess> {
     const httpPort = freePort();
+    const { process, apiToken } = await GatewayProcess.#spawn(dir, settings, logName, httpPort, []);
+    const gateway = new GatewayProcess(process, httpPort, settings, apiToken);
+    try {
+      await waitFor(`${logName} to be up and connected`, async () => {
+        if (!process.running) throw new Error(`gateway exited: ${await process.logTail(20)}`);
+        const status = await gateway.status();
+        return status.connected === true;
+      }, { timeoutMs: 30_000, intervalMs: 100 });
+    } catch (error) {
+      await process.stop("SIGKILL");
+      throw error;
+    }
+    return gateway;
+  }
+
+  /** Runs `main.ts` with `args` (e.g. `--drain`) to its end; its log is `dir/<logName>.log`. */
+  static async run(
+    dir: string,
+    settings: GatewaySettings,
+    logName: string,
+    args: string[],
+    timeoutMs = 60_000,
+  ): Promise<{ code: number; log: string }> {
+    const { process } = await GatewayProcess.#spawn(dir, settings, logName, freePort(), args);
+    const timer = setTimeout(() => process.stop("SIGKILL"), timeoutMs);
+    try {
+      const status = await process.exited;
+      return { code: status.code, log: await process.logTail(60) };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  static async #spawn(
+    dir: string,
+    settings: GatewaySettings,
+    logName: string,
+    httpPort: number,
+    args: string[],
+  ): Promise<{ process: ManagedProcess; apiToken: string }> {
     const env: Record<string, string> = {
       PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
       HOME: Deno.env.get("HOME") ?? dir,
@@ -789,23 +829,30 @@ export class GatewayProcess {
       "--allow-write",
       "--allow-sys",
       "main.ts",
+      ...args,
     ], { cwd: REPO_ROOT, env, clearEnv: true, logPath: `${dir}/${logName}.log` });
-    const gateway = new GatewayProcess(process, httpPort, settings, env.API_TOKEN!);
-    try {
-      await waitFor(`${logName} to be up and connected`, async () => {
-        if (!process.running) throw new Error(`gateway exited: ${await process.logTail(20)}`);
-        const status = await gateway.status();
-        return status.connected === true;
-      }, { timeoutMs: 30_000, intervalMs: 100 });
-    } catch (error) {
-      await process.stop("SIGKILL");
-      throw error;
-    }
-    return gateway;
+    return { process, apiToken: env.API_TOKEN! };
   }
 
   get pid(): number {
     return this.process.pid;
+  }
+
+  /** Sends `signal` (SIGUSR2: drain) and waits for the exit. */
+  async signalAndWait(signal: Deno.Signal, timeoutMs = 60_000): Promise<Deno.CommandStatus> {
+    this.process.signal(signal);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) =>
+      timer = setTimeout(
+        () => reject(new Error(`${this.process.name} did not exit after ${signal}`)),
+        timeoutMs,
+      )
+    );
+    try {
+      return await Promise.race([this.process.exited, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   get running(): boolean {
