@@ -367,9 +367,12 @@ export class Gateway {
     log.info("Draining: leaving the share group {group}", { group: this.#shareGroup });
     const filters = uplinkFilters(this.#shareGroup);
     try {
+      // The session's subscriptions live at the broker: only a connected client can remove them.
+      const connected = AbortSignal.any([this.signal, AbortSignal.timeout(timeoutMs)]);
+      await Promise.all(connections.map((c) => c.waitConnected(connected)));
       await Promise.all(connections.map((c) => c.leave(filters)));
     } catch (error) {
-      log.error("Draining: cannot unsubscribe ({error}); keeping the session", { error });
+      log.error("Draining: cannot reach the broker to unsubscribe ({error}); keeping the session", { error });
       return false;
     }
     const deadline = Date.now() + timeoutMs;

@@ -8,8 +8,8 @@
  * fails only when a scenario cannot run at all.
  *
  * Flags: `--smoke`, `--only a,b` (ceilings, uplink-queue, worker-drain, uplink-e2e, uplink-rate,
- * stress, downlink, scale, embedded), `--env NAME=VALUE` (gateway setting under test; repeatable),
- * `--redis URL`, `--mysql URL`, `--scale-machines N`, `--downlink-rate N` (commands/s), `--out DIR`, `--split` (scenarios 2b-5 with the
+ * stress, downlink, scale, embedded, gateways), `--env NAME=VALUE` (gateway setting under test; repeatable),
+ * `--redis URL`, `--mysql URL`, `--scale-machines N`, `--scale-seconds N`, `--downlink-rate N` (commands/s), `--out DIR`, `--split` (scenarios 2b-5 with the
  * worker role in a second gateway process).
  */
 import { parseArgs } from "node:util";
@@ -27,6 +27,7 @@ import {
 } from "./context.ts";
 import { runDownlink } from "./downlink.ts";
 import { runEmbedded } from "./embedded.ts";
+import { runGateways } from "./gateways.ts";
 import { GatewayProcess } from "./gateway_process.ts";
 import { evaluateGoals, lowestCeiling, renderTable } from "./report.ts";
 import { runScale } from "./scale.ts";
@@ -46,6 +47,7 @@ const SCENARIOS = [
   "downlink",
   "scale",
   "embedded",
+  "gateways",
 ] as const;
 
 async function versionOf(cmd: string, args: string[]): Promise<string> {
@@ -68,6 +70,7 @@ async function main(args: string[]): Promise<number> {
       redis: { type: "string", default: "redis://127.0.0.1:6379/0" },
       mysql: { type: "string", default: "mysql://root@127.0.0.1:3306" },
       "scale-machines": { type: "string" },
+      "scale-seconds": { type: "string" },
       "downlink-rate": { type: "string" },
       split: { type: "boolean", default: false },
       out: { type: "string", default: new URL("./results/", import.meta.url).pathname },
@@ -93,6 +96,7 @@ async function main(args: string[]): Promise<number> {
   }
   const sizes = { ...(values.smoke ? SMOKE : FULL) };
   if (values["scale-machines"]) sizes.scaleMachines = Number(values["scale-machines"]);
+  if (values["scale-seconds"]) sizes.scaleSeconds = Number(values["scale-seconds"]);
   if (values["downlink-rate"]) sizes.downlinkRate = Number(values["downlink-rate"]);
 
   const controller = new AbortController();
@@ -213,6 +217,7 @@ async function main(args: string[]): Promise<number> {
       }
     }
     if (only.has("embedded")) await step("embedded", () => runEmbedded(c));
+    if (only.has("gateways")) await step("gateways", () => runGateways(c));
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
     if (ctx) await closeContext(ctx, values.mysql!).catch((e) => console.error(`cleanup: ${e}`));

@@ -29,6 +29,9 @@ export interface Sizes {
   scaleMachines: number;
   scaleSeconds: number;
   connectRate: number;
+  /** Scenario 7 (1, 2, 3 gateway processes): messages per run, and machines. */
+  gatewaysMessages: number;
+  gatewaysMachines: number;
 }
 
 export const FULL: Sizes = {
@@ -49,6 +52,8 @@ export const FULL: Sizes = {
   scaleMachines: 10_000,
   scaleSeconds: 30,
   connectRate: 1000,
+  gatewaysMessages: 100_000,
+  gatewaysMachines: 1000,
 };
 
 /** About ten seconds of measuring in all: CI checks that the suite runs, not how fast. */
@@ -70,6 +75,8 @@ export const SMOKE: Sizes = {
   scaleMachines: 200,
   scaleSeconds: 2,
   connectRate: 1000,
+  gatewaysMessages: 1500,
+  gatewaysMachines: 30,
 };
 
 export interface Figure {
@@ -150,12 +157,15 @@ export async function closeContext(ctx: BenchContext, mysqlUrl: string): Promise
   const admin = await mysql.createConnection({ uri: mysqlUrl });
   await admin.query(`DROP DATABASE IF EXISTS \`${ctx.dbName}\``).catch(() => {});
   await admin.end();
-  let cursor = "0";
-  do {
-    const [next, keys] = await ctx.redis.scan(cursor, "MATCH", `bench_${ctx.runId}_*`, "COUNT", 1000);
-    cursor = next;
-    if (keys.length > 0) await ctx.redis.del(...keys);
-  } while (cursor !== "0");
+  // The lists, and the gateway's own keys beside them (hash-tagged: `{bench_<run>_…}:…`).
+  for (const pattern of [`bench_${ctx.runId}_*`, `{bench_${ctx.runId}_*`]) {
+    let cursor = "0";
+    do {
+      const [next, keys] = await ctx.redis.scan(cursor, "MATCH", pattern, "COUNT", 1000);
+      cursor = next;
+      if (keys.length > 0) await ctx.redis.del(...keys);
+    } while (cursor !== "0");
+  }
   ctx.redis.disconnect();
 }
 

@@ -137,6 +137,12 @@ export class GatewayProcess {
     })().catch(() => {});
   }
 
+  /** This process's counters only (not summed with its peers). */
+  async scrapeSelf(): Promise<Scrape> {
+    const res = await fetch(`${this.url}/metrics`);
+    return Scrape.parse(await res.text());
+  }
+
   async scrape(): Promise<Scrape> {
     const texts = await Promise.all([this, ...this.peers].map(async (p) => {
       const res = await fetch(`${p.url}/metrics`, { headers: { authorization: `Bearer ${p.apiToken}` } });

@@ -3,8 +3,11 @@
  * Scenario 5: 10,000 connected machines (one MQTT connection each, each subscribed to its command
  * topic), each heartbeating every 10 s. Reports how long connecting took, how many stayed
  * connected, the heartbeat rate that landed, and the memory and CPU of gateway, broker and load
- * generator, with the open-file limits that cap the connection count.
+ * generator, with the open-file limits that cap the connection count, and the heartbeats'
+ * publish → committed latency (sampled as in scenario 2c). `--scale-seconds` runs it longer.
  */
+import { percentile } from "../sim/fleet.ts";
+import { HeartbeatSampler } from "./uplink.ts";
 import { type BenchContext, jobsDone, randomId, type ScenarioResult, waitUntil } from "./context.ts";
 import type { GatewayProcess } from "./gateway_process.ts";
 import { fleetArgs, LoadGenerator } from "./load.ts";
@@ -37,6 +40,7 @@ export async function runScale(ctx: BenchContext, gateway: GatewayProcess): Prom
     await load.go();
     const before = jobsDone(await gateway.scrape(), "heartbeat");
     const start = performance.now();
+    const sampler = new HeartbeatSampler(ctx, prefix);
     let minConnected = connected.stats.connected;
     const done = await (async () => {
       const watcher = setInterval(() => {
@@ -57,6 +61,7 @@ export async function runScale(ctx: BenchContext, gateway: GatewayProcess): Prom
       200,
     );
     const after = jobsDone(await gateway.scrape(), "heartbeat");
+    const hb = sampler.stop();
     const [[landed]] = await ctx.db.query(
       "SELECT COUNT(*) AS n FROM machines WHERE serial_no LIKE ? AND last_heard_at IS NOT NULL",
       [`${prefix}%`],
@@ -79,9 +84,12 @@ export async function runScale(ctx: BenchContext, gateway: GatewayProcess): Prom
           rate: true,
         },
         { metric: "machines with a heartbeat in SQL", value: Number(landed.n), unit: `of ${machines}` },
+        { metric: "heartbeat publish → committed p50 (sampled)", value: percentile(hb, 50), unit: "ms" },
+        { metric: "  heartbeat p99 (sampled)", value: percentile(hb, 99), unit: "ms" },
         { metric: "gateway RSS peak", value: gw.peakRssMb, unit: "MB" },
         { metric: "gateway CPU mean", value: gw.meanCpuPercent, unit: "%" },
         { metric: "broker RSS peak", value: broker.peakRssMb, unit: "MB" },
+        { metric: "broker CPU mean", value: broker.meanCpuPercent, unit: "%" },
         { metric: "load generator RSS peak", value: sim.peakRssMb, unit: "MB" },
       ],
       notes: [
@@ -90,7 +98,7 @@ export async function runScale(ctx: BenchContext, gateway: GatewayProcess): Prom
         }, broker ${JSON.stringify(limits.broker)} (each needs one descriptor per connection)`,
         `${sent} heartbeats sent in ${
           sendSeconds.toFixed(1)
-        } s; connect failures ${done.stats.connectFailures}`,
+        } s; connect failures ${done.stats.connectFailures}; ${hb.length} heartbeat latency samples`,
       ],
     };
   } finally {

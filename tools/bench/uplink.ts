@@ -168,8 +168,8 @@ export async function runUplinkE2e(
   }
 }
 
-/** Samples heartbeat latency from `machines` while a run goes on. */
-class HeartbeatSampler {
+/** Samples heartbeat latency from `machines` while a run goes on (also used by scenario 5). */
+export class HeartbeatSampler {
   readonly latencies: number[] = [];
   #seen = new Map<string, number>();
   #timer: ReturnType<typeof setInterval>;
