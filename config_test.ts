@@ -156,3 +156,16 @@ Deno.test("a bad REDIS_URL says what is wrong and never shows the password", () 
     return true;
   });
 });
+
+Deno.test("REDIS_WAIT_REPLICAS: 1 behind Sentinel (a failover must not lose a stored job), else 0", () => {
+  assert.equal(loadConfig({ REDIS_URL: "redis://r:6379/0" }).redis.waitReplicas, 0);
+  assert.equal(loadConfig({ REDIS_URL: "redis+cluster://a:1,b:2" }).redis.waitReplicas, 0);
+  assert.equal(loadConfig({ REDIS_URL: "redis+sentinel://s:26379/m" }).redis.waitReplicas, 1);
+  assert.equal(
+    loadConfig({ REDIS_URL: "redis+sentinel://s:26379/m", REDIS_WAIT_REPLICAS: "0" }).redis.waitReplicas,
+    0,
+  );
+  assert.equal(loadConfig({ REDIS_WAIT_REPLICAS: "2" }).redis.waitReplicas, 2);
+  assert.equal(loadConfig({}).drainOnStop, false);
+  assert.equal(loadConfig({ GATEWAY_DRAIN_ON_STOP: "true" }).drainOnStop, true);
+});
