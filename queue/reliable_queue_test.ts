@@ -33,7 +33,7 @@ function queueName(): string {
 }
 
 /** The suite on another topology: a queue of `url` per case (Cluster, Sentinel). */
-function topologyBackend(url: string, keys: (pattern: string) => Promise<string[]>): Backend {
+function topologyBackend(url: string, keys: (pattern: string) => Promise<string[]>, replicas = 0): Backend {
   const connect = () => openRedis(url, { maxRetriesPerRequest: 1 });
   return {
     kind: "redis",
@@ -45,7 +45,7 @@ function topologyBackend(url: string, keys: (pattern: string) => Promise<string[
       return {
         name,
         consumer(id, options) {
-          const q = new RedisQueue(redis, name, { consumerId: id, ...options });
+          const q = new RedisQueue(redis, name, { consumerId: id, replicas, ...options });
           queues.push(q);
           return q;
         },
@@ -367,7 +367,8 @@ Deno.test("redis sentinel queue: the conformance suite through Sentinel, waiting
   const dir = await Deno.makeTempDir({ prefix: "gw_queue_sentinel_" });
   const set = await RedisSentinelSet.start(dir);
   try {
-    const backend = topologyBackend(set.url, (pattern) => set.with((redis) => redis.keys(pattern)));
+    // Pushes wait for the replica (WAIT 1), as the gateway does behind Sentinel by default.
+    const backend = topologyBackend(set.url, (pattern) => set.with((redis) => redis.keys(pattern)), 1);
     for (const [title, run] of Object.entries(cases)) {
       await t.step(title, async () => {
         const h = await backend.open();

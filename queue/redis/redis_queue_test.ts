@@ -204,3 +204,15 @@ Deno.test("recover() takes over what the old key layout (Q:processing:…, no ha
     assert.equal((await queue.depth()).dead, 2);
   });
 });
+
+Deno.test("with replicas: 1, a push that no replica acknowledges fails (the uplink then stores it again)", async () => {
+  await withQueue(async (redis, _queue, name) => {
+    // The local Redis has no replica: WAIT 1 answers 0 after REPLICA_WAIT_MS.
+    const waiting = new RedisQueue(redis, name, { consumerId: "w", replicas: 1 });
+    await assert.rejects(() => waiting.push("a"), /reached 0 of 1 replica/);
+    await assert.rejects(() => waiting.deadLetter(null, "bad", "raw"), /reached 0 of 1 replica/);
+    // The master has them (a retry may double a job; the handlers apply it once).
+    assert.deepEqual(await redis.lrange(name, 0, -1), ["a"]);
+    await waiting.close();
+  });
+});
