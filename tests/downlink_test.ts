@@ -381,7 +381,7 @@ Deno.test("on MariaDB, an RPUSHed command the database could not store is dead-l
       "MSG_between",
       "MSG_after",
     ]);
-    const deadKey = `${queueName}:dead`;
+    const deadKey = `{${queueName}}:dead`;
     await waitFor(async () => await redis.llen(deadKey) >= 2 || undefined, 5000, "two dead letters");
     const dead = (await redis.lrange(deadKey, 0, -1)).map((s) => JSON.parse(s));
     assert.equal(dead.length, 2);

@@ -28,7 +28,7 @@ import {
 import { RedisCluster, RedisSentinelSet } from "./redis_topology.ts";
 import { keyPrefix } from "../../queue/redis/key_prefix.ts";
 
-const MESSAGES = 3000;
+const MESSAGES = 5000;
 const MACHINES = 10;
 const GARBAGE = 5;
 const COMMANDS = 10;
@@ -60,20 +60,30 @@ async function commandReceiver(ctx: ScenarioContext, brokerUrl: string, serial: 
   return ids;
 }
 
+/**
+ * POSTs a command and returns the message id it was accepted under. A 503 (the intake's answer
+ * while no replica confirms the write: Sentinel, right after a failover, until the demoted master
+ * follows the new one) marks that command failed, so the client sends it again under a new id.
+ */
 async function postCommand(
   gateway: GatewayProcess,
   token: string,
   serial: string,
   id: string,
-): Promise<number> {
+): Promise<string> {
+  const deadline = Date.now() + 30_000;
   for (let attempt = 0;; attempt++) {
+    const messageId = attempt === 0 ? id : `${id}-retry${attempt}`;
     const res = await fetch(`${gateway.base}/api/v1/machines/${serial}/commands`, {
       method: "POST",
       headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-      body: JSON.stringify({ command: "dispense", payload: { slot_no: 1 }, message_id: id }),
+      body: JSON.stringify({ command: "dispense", payload: { slot_no: 1 }, message_id: messageId }),
     });
     await res.body?.cancel();
-    if (res.status === 202 || res.status === 200 || attempt >= 20) return res.status;
+    if (res.status === 202) return messageId;
+    if (res.status !== 503 || Date.now() > deadline) {
+      throw new Error(`POST ${messageId} answered ${res.status}`);
+    }
     await delay(250);
   }
 }
@@ -101,50 +111,56 @@ async function runOn(
   ctx.logs(() => topology.logTail());
 
   const { fleet, messages, serials } = await transactionFleet(ctx, broker.url, "RT", MACHINES, MESSAGES);
-  const sending = (async () => {
-    await fleet.send(messages);
-    // Not JSON: dead letters at once, never jobs.
-    await fleet.send(
-      Array.from({ length: GARBAGE }, (_, i) => ({
-        machine: i % MACHINES,
-        topic: `machine/${serials[i % MACHINES]}/transaction`,
-        payload: `{not json ${i}`,
-      })),
-    );
-  })();
+  const third = Math.floor(MESSAGES / 3);
   const events: string[] = [];
-  if (midRun) {
-    await waitFor("a third stored", async () => await db.transactionCount() >= MESSAGES / 3, {
-      timeoutMs: 60_000,
-      intervalMs: 20,
-    });
-    events.push(await midRun());
-  }
 
-  // Downlink, while the uplink runs: the API's intake, the hand-off into the downlink's processing
-  // list (fenced by the lock, whose key shares the queue's slot) and the publish. Before the kill:
-  // after it, the lock of the killed gateway holds the downlink back for its TTL.
+  // First third, and bad messages (not JSON: dead letters at once, never jobs).
+  await fleet.send(messages.slice(0, third));
+  await fleet.send(
+    Array.from({ length: GARBAGE }, (_, i) => ({
+      machine: i % MACHINES,
+      topic: `machine/${serials[i % MACHINES]}/transaction`,
+      payload: `{not json ${i}`,
+    })),
+  );
+
+  // Downlink: the API's intake, the hand-off into the downlink's processing list (fenced by the
+  // lock, whose key shares the queue's slot) and the publish. Before the kill (after it, the lock
+  // of the killed gateway holds the downlink back for its TTL) and before the failover (right
+  // after it, the intake answers 503 until the replica is back, for seconds).
   const serial = serials[0]!;
   const received = await commandReceiver(ctx, broker.url, serial);
-  const sent = Array.from({ length: COMMANDS }, (_, i) => `MSG-topo-${i}`);
-  for (const id of sent) assert.equal(await postCommand(gateway, token, serial, id), 202, `POST ${id}`);
+  await waitFor(
+    "the machine known (its first sale stored)",
+    async () => (await db.query("SELECT 1 FROM machines WHERE serial_no = ?", [serial])).length > 0,
+    {
+      timeoutMs: 30_000,
+      intervalMs: 20,
+    },
+  );
+  const sent: string[] = [];
+  for (let i = 0; i < COMMANDS; i++) sent.push(await postCommand(gateway, token, serial, `MSG-topo-${i}`));
   await waitFor(`${COMMANDS} commands at the machine`, () => received.length >= COMMANDS, {
     timeoutMs: 20_000,
   });
 
-  const killAt = Math.max(await db.transactionCount() + 200, (2 * MESSAGES) / 3);
-  await waitFor(
-    `${killAt} stored`,
-    async () => await db.transactionCount() >= Math.min(killAt, MESSAGES - 100),
-    {
-      timeoutMs: 60_000,
-      intervalMs: 20,
-    },
-  );
+  // Second third, with the failover (if any) while it is being sent and stored.
+  const second = fleet.send(messages.slice(third, 2 * third));
+  if (midRun) events.push(await midRun());
+  await second;
+
+  // Last third, with a kill -9 of the gateway once some of it has landed.
+  const base = await db.transactionCount();
+  const last = fleet.send(messages.slice(2 * third));
+  const killAt = Math.min(base + 200, MESSAGES - 1);
+  await waitFor(`${killAt} stored`, async () => await db.transactionCount() >= killAt, {
+    timeoutMs: 60_000,
+    intervalMs: 10,
+  });
   await gateway.kill();
-  events.push(`kill -9 at ${await db.transactionCount()} stored`);
+  events.push(`kill -9 at ${await db.transactionCount()} of ${MESSAGES} stored`);
   gateway = await GatewayProcess.start(dir.path, settings, "gateway-1");
-  await sending;
+  await last;
   console.log(`[topology] ${events.join("; ")}`);
 
   await assertLedgerExact(db, topology, settings.incomingQueue, messages);
