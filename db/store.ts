@@ -4,6 +4,7 @@
  * implementations (`mysql_store.ts`, and the embedded SQLite one), so a dialect can be added
  * without touching a job.
  */
+import type { FleetViews } from "./fleet_views.ts";
 
 export interface HeartbeatRecord {
   serialNo: string;
@@ -125,6 +126,8 @@ export type CommandAckOutcome = "applied" | "stale" | "unknown" | "wrong_machine
 
 export interface Store {
   readonly dialect: "mysql" | "sqlite";
+  /** The operator console's reads (fleet page, sales, error feed, sales per hour): same SQL on both. */
+  readonly views: FleetViews;
   /** Applies the committed migrations. */
   migrate(): Promise<void>;
   /** Throws when the database cannot be reached. */

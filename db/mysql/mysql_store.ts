@@ -7,6 +7,7 @@ import { drizzle, type MySql2Database } from "drizzle-orm/mysql2";
 import type { MigrationMeta } from "drizzle-orm/migrator";
 import { migrate } from "drizzle-orm/mysql2/migrator";
 import mysql from "mysql2/promise";
+import { FleetViews } from "../fleet_views.ts";
 import { embeddedMigrations } from "../embedded_migrations.ts";
 import { binaryAsText } from "./binary_as_text.ts";
 import { toSummary } from "../machine_summary.ts";
@@ -88,6 +89,7 @@ export class MysqlStore implements Store {
   readonly dialect = "mysql" as const;
   readonly pool: mysql.Pool;
   readonly db: MySql2Database<typeof schema>;
+  readonly views: FleetViews;
   readonly #migrationsFolder?: string;
   readonly #migrations?: readonly MigrationMeta[];
   readonly #commands: MysqlCommands;
@@ -112,6 +114,10 @@ export class MysqlStore implements Store {
       });
     });
     this.db = drizzle(this.pool, { schema, mode: "default" });
+    this.views = new FleetViews("mysql", async (text, params) => {
+      const [rows] = await this.pool.query<mysql.RowDataPacket[]>(text, params);
+      return rows;
+    });
     this.#migrationsFolder = options.migrationsFolder;
     this.#migrations = options.migrations;
     this.#commands = new MysqlCommands(

@@ -18,6 +18,7 @@ import { drizzle, type SqliteRemoteDatabase } from "drizzle-orm/sqlite-proxy";
 import { embeddedMigrations } from "../embedded_migrations.ts";
 import { toSummary } from "../machine_summary.ts";
 import { rowChunks as chunks } from "./row_chunks.ts";
+import { FleetViews } from "../fleet_views.ts";
 import * as schema from "./schema.ts";
 import { machineLogs, machines, machineSlots, transactions } from "./schema.ts";
 import { SqliteCommands } from "./sqlite_commands.ts";
@@ -66,6 +67,7 @@ function bindable(value: unknown): SQLInputValue {
 export class SqliteStore implements Store {
   readonly dialect = "sqlite" as const;
   readonly db: SqliteDb;
+  readonly views: FleetViews;
   readonly #sqlite: DatabaseSync;
   readonly #statements = new Map<string, StatementSync>();
   readonly #options: SqliteStoreOptions;
@@ -93,6 +95,13 @@ export class SqliteStore implements Store {
       schema,
     });
     this.#commands = new SqliteCommands(this.db);
+    // Statements of their own (objects, not the arrays Drizzle's cached ones return), run in turn.
+    this.views = new FleetViews("sqlite", (text, params) =>
+      this.#exclusive(() =>
+        Promise.resolve(
+          this.#sqlite.prepare(text).all(...params.map(bindable)) as Record<string, unknown>[],
+        )
+      ));
   }
 
   migrate(): Promise<void> {

@@ -1,0 +1,201 @@
+/**
+ * @module fleet_views
+ * The operator console's reads of the fleet, as plain SQL that MySQL/MariaDB and SQLite both run
+ * the same way: a page of machines with today's sales, recent alerts and low-stock slots (searched,
+ * filtered and sorted in the database, so 10,000 machines page as fast as 10), a machine's recent
+ * sales, the error feed, and sales per hour. Each store hands it a runner and its way of binding a
+ * time (MySQL: a `Date` for `DATETIME(3)`; SQLite: epoch milliseconds); only the hour bucket differs.
+ */
+
+/** Runs one statement with `?` placeholders and returns its rows. */
+export type SqlRunner = (text: string, params: unknown[]) => Promise<Record<string, unknown>[]>;
+
+export const FLEET_FILTERS = ["online", "offline", "alerting", "low_stock"] as const;
+export type FleetFilter = (typeof FLEET_FILTERS)[number];
+export const FLEET_SORTS = ["serial", "last_heard", "temperature", "sales", "alerts", "low_stock"] as const;
+export type FleetSort = (typeof FLEET_SORTS)[number];
+
+export interface FleetQuery {
+  /** Part of the serial number or name (case-insensitive). */
+  search?: string;
+  filter?: FleetFilter;
+  sort: FleetSort;
+  desc: boolean;
+  limit: number;
+  offset: number;
+  /** Heard since then: online (by heartbeat age). */
+  onlineSince: Date;
+  /** Sales since then count as today's. */
+  dayStart: Date;
+  /** Errors since then are open alerts. */
+  alertSince: Date;
+  /** A slot with stock at or below this is low. */
+  lowStock: number;
+}
+
+export interface FleetRow {
+  serialNo: string;
+  name: string | null;
+  registered: boolean;
+  lastHeardAt: Date | null;
+  temperature: number | null;
+  currentPage: number | null;
+  salesCount: number;
+  salesAmount: number;
+  alerts: number;
+  lowSlots: number;
+}
+
+export interface SaleRow {
+  transactionId: string;
+  serialNo: string;
+  slotNo: number;
+  quantity: number;
+  amount: number;
+  receivedAt: Date;
+}
+
+export interface LogRow {
+  id: number;
+  serialNo: string;
+  code: string;
+  level: string;
+  message: string;
+  receivedAt: Date;
+}
+
+const ORDER: Record<FleetSort, string> = {
+  serial: "LOWER(serial_no)",
+  last_heard: "last_heard_at",
+  temperature: "temperature",
+  sales: "sales_amount",
+  alerts: "alerts",
+  low_stock: "low_slots",
+};
+
+export function toDate(value: unknown): Date | null {
+  if (value === null || value === undefined) return null;
+  if (value instanceof Date) return value;
+  if (typeof value === "number" || typeof value === "bigint") return new Date(Number(value));
+  const text = String(value);
+  return new Date(
+    /^\d+$/.test(text) ? Number(text) : text.includes("T") ? text : `${text.replace(" ", "T")}Z`,
+  );
+}
+
+const num = (v: unknown) => (v === null || v === undefined ? 0 : Number(v));
+const numOrNull = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+
+export class FleetViews {
+  readonly #run: SqlRunner;
+  readonly #time: (d: Date) => unknown;
+  readonly #hourOf: string;
+
+  constructor(dialect: "mysql" | "sqlite", run: SqlRunner) {
+    this.#run = run;
+    this.#time = dialect === "mysql" ? (d) => d : (d) => d.getTime();
+    // Hours since the epoch, without the session's time zone getting in the way.
+    this.#hourOf = dialect === "mysql"
+      ? "TIMESTAMPDIFF(HOUR, '1970-01-01 00:00:00', received_at)"
+      : "(received_at / 3600000)";
+  }
+
+  async fleet(q: FleetQuery): Promise<{ items: FleetRow[]; total: number }> {
+    const params: unknown[] = [this.#time(q.dayStart), this.#time(q.alertSince), q.lowStock];
+    const inner = `SELECT m.serial_no, m.name, m.registered, m.last_heard_at, m.temperature, m.current_page,
+        COALESCE(s.n, 0) AS sales_count, COALESCE(s.amount, 0) AS sales_amount,
+        COALESCE(a.n, 0) AS alerts, COALESCE(l.n, 0) AS low_slots
+      FROM machines m
+      LEFT JOIN (SELECT serial_no, COUNT(*) AS n, SUM(amount) AS amount FROM transactions
+                 WHERE received_at >= ? GROUP BY serial_no) s ON s.serial_no = m.serial_no
+      LEFT JOIN (SELECT serial_no, COUNT(*) AS n FROM machine_logs
+                 WHERE received_at >= ? GROUP BY serial_no) a ON a.serial_no = m.serial_no
+      LEFT JOIN (SELECT serial_no, COUNT(*) AS n FROM machine_slots
+                 WHERE stock <= ? GROUP BY serial_no) l ON l.serial_no = m.serial_no`;
+    const where: string[] = [];
+    if (q.search) {
+      const like = `%${q.search.toLowerCase().replace(/[!%_]/g, (c) => `!${c}`)}%`;
+      where.push(`(LOWER(serial_no) LIKE ? ESCAPE '!' OR LOWER(COALESCE(name, '')) LIKE ? ESCAPE '!')`);
+      params.push(like, like);
+    }
+    if (q.filter === "online") {
+      where.push("last_heard_at >= ?");
+      params.push(this.#time(q.onlineSince));
+    } else if (q.filter === "offline") {
+      where.push("(last_heard_at IS NULL OR last_heard_at < ?)");
+      params.push(this.#time(q.onlineSince));
+    } else if (q.filter === "alerting") where.push("alerts > 0");
+    else if (q.filter === "low_stock") where.push("low_slots > 0");
+    const body = `FROM (${inner}) f${where.length ? ` WHERE ${where.join(" AND ")}` : ""}`;
+    // Case-insensitive on both (MySQL's collation is, SQLite's BINARY is not), then exact for ties.
+    const dir = q.desc ? "DESC" : "ASC";
+    const order = `${ORDER[q.sort]} ${dir}, LOWER(serial_no) ${dir}, serial_no ${dir}`;
+    const [rows, counted] = await Promise.all([
+      this.#run(`SELECT * ${body} ORDER BY ${order} LIMIT ? OFFSET ?`, [...params, q.limit, q.offset]),
+      this.#run(`SELECT COUNT(*) AS total ${body}`, params),
+    ]);
+    return {
+      total: num(counted[0]?.total),
+      items: rows.map((r) => ({
+        serialNo: String(r.serial_no),
+        name: r.name === null || r.name === undefined ? null : String(r.name),
+        registered: Boolean(Number(r.registered)),
+        lastHeardAt: toDate(r.last_heard_at),
+        temperature: numOrNull(r.temperature),
+        currentPage: numOrNull(r.current_page),
+        salesCount: num(r.sales_count),
+        salesAmount: num(r.sales_amount),
+        alerts: num(r.alerts),
+        lowSlots: num(r.low_slots),
+      })),
+    };
+  }
+
+  /** A machine's (or, with null, the fleet's) newest sales. */
+  async sales(serialNo: string | null, limit: number): Promise<SaleRow[]> {
+    const rows = await this.#run(
+      `SELECT transaction_id, serial_no, slot_no, quantity, amount, received_at FROM transactions
+       ${serialNo === null ? "" : "WHERE serial_no = ?"} ORDER BY received_at DESC, id DESC LIMIT ?`,
+      serialNo === null ? [limit] : [serialNo, limit],
+    );
+    return rows.map((r) => ({
+      transactionId: String(r.transaction_id),
+      serialNo: String(r.serial_no),
+      slotNo: num(r.slot_no),
+      quantity: num(r.quantity),
+      amount: num(r.amount),
+      receivedAt: toDate(r.received_at)!,
+    }));
+  }
+
+  /** A machine's (or, with null, the fleet's) newest errors: the alerts feed. */
+  async logs(serialNo: string | null, limit: number): Promise<LogRow[]> {
+    const rows = await this.#run(
+      `SELECT id, serial_no, code, level, message, received_at FROM machine_logs
+       ${serialNo === null ? "" : "WHERE serial_no = ?"} ORDER BY received_at DESC, id DESC LIMIT ?`,
+      serialNo === null ? [limit] : [serialNo, limit],
+    );
+    return rows.map((r) => ({
+      id: num(r.id),
+      serialNo: String(r.serial_no),
+      code: String(r.code),
+      level: String(r.level),
+      message: String(r.message),
+      receivedAt: toDate(r.received_at)!,
+    }));
+  }
+
+  /** Sales per hour since `since` (hours without sales are left out), oldest first. */
+  async salesPerHour(since: Date): Promise<{ hour: Date; count: number; amount: number }[]> {
+    const rows = await this.#run(
+      `SELECT ${this.#hourOf} AS h, COUNT(*) AS n, SUM(amount) AS amount FROM transactions
+       WHERE received_at >= ? GROUP BY ${this.#hourOf} ORDER BY h`,
+      [this.#time(since)],
+    );
+    return rows.map((r) => ({
+      hour: new Date(Math.floor(num(r.h)) * 3_600_000),
+      count: num(r.n),
+      amount: num(r.amount),
+    }));
+  }
+}
