@@ -22,6 +22,8 @@ export interface QueueDepth {
 }
 
 export interface DeadLetter {
+  /** Names this entry for {@link ReliableQueue.replayDeadLetters} / `discardDeadLetters`. */
+  id: string;
   job: string;
   reason: string;
   attempts: number;
@@ -74,7 +76,16 @@ export interface ReliableQueue {
   /** Puts back the jobs of dead consumers (and this consumer's own, from an earlier run). */
   recover(): Promise<number>;
   depth(): Promise<QueueDepth>;
-  deadLetters(limit?: number): Promise<DeadLetter[]>;
+  /** The dead letters, oldest first, from `offset`. */
+  deadLetters(limit?: number, offset?: number): Promise<DeadLetter[]>;
+  /**
+   * Puts dead letters back at the tail of the queue as new jobs (attempts start again) and removes
+   * them from the dead letters: those named by `ids`, or every one when `ids` is undefined.
+   * Returns how many were replayed (an id no longer there is skipped).
+   */
+  replayDeadLetters(ids?: readonly string[]): Promise<number>;
+  /** Removes dead letters for good: those named by `ids`, or every one. Returns how many. */
+  discardDeadLetters(ids?: readonly string[]): Promise<number>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -256,6 +256,33 @@ const cases: Record<string, Case> = {
     assert.deepEqual(raws(await q.lease(10, 0)), [job(2)]);
   },
 
+  "dead letters are replayed (one, then all) to the tail as new jobs, or discarded": async (h) => {
+    const q = h.consumer("c1");
+    await q.push(job(1), job(2), job(3), job(4));
+    const leases = await q.lease(4, 0);
+    for (const lease of leases) await q.deadLetter(lease, `bad ${lease.raw}`);
+    const dead = await q.deadLetters();
+    assert.deepEqual(dead.map((d) => d.job), [job(1), job(2), job(3), job(4)]);
+    assert.equal(new Set(dead.map((d) => d.id)).size, 4, "ids tell the entries apart");
+    assert.deepEqual((await q.deadLetters(2, 1)).map((d) => d.job), [job(2), job(3)], "paged");
+    await q.push(job(5));
+    assert.equal(await q.replayDeadLetters([dead[1]!.id, "no-such-id"]), 1);
+    assert.equal(await q.replayDeadLetters([dead[1]!.id]), 0, "an id is replayed once");
+    assert.equal(await q.discardDeadLetters([dead[0]!.id]), 1);
+    assert.deepEqual((await q.deadLetters()).map((d) => d.job), [job(3), job(4)]);
+    assert.deepEqual(raws(await q.lease(10, 0)).sort(), [job(5), job(2)].sort());
+    const replayed = (await q.depth()).processing;
+    assert.equal(replayed, 2);
+    assert.equal(await q.replayDeadLetters(), 2);
+    const again = await q.lease(10, 0);
+    assert.deepEqual(raws(again), [job(3), job(4)], "all replayed, in their order, at the tail");
+    assert.deepEqual(again.map((l) => l.attempts), [0, 0], "a replayed job starts its attempts again");
+    await q.deadLetter(again[0]!, "again");
+    assert.equal(await q.discardDeadLetters(), 1);
+    assert.equal((await q.depth()).dead, 0);
+    assert.equal(await q.replayDeadLetters([]), 0);
+  },
+
   "depth counts each state": async (h) => {
     const q = h.consumer("c1");
     await q.push(...[1, 2, 3, 4, 5].map(job));

@@ -10,12 +10,13 @@
  * `{Q}:processing:<consumer>`, `{Q}:woken:<consumer>` (what a blocking wait moved, taken first by
  * the next lease), `{Q}:consumer:<consumer>` (liveness, expires), `{Q}:consumers` (set),
  * `{Q}:delayed` (zset of retries, member `nonce:raw`), `{Q}:attempts` (hash sha1(raw) → failures),
- * `{Q}:dead` (list of `{job, reason, attempts, failed_at}`).
+ * `{Q}:dead` (list of `{job, reason, attempts, failed_at}`; a dead letter's id is the sha1 of its entry).
  *
  * Up to 2026-12 the same keys were named `Q:processing:…`, `Q:delayed` … (no braces). On a single
  * Redis, `recover()` takes over what that layout left: the processing lists of consumers no longer
  * alive, the retries, the attempt counts and the dead letters (see `#recoverLegacy`).
  */
+import { createHash } from "node:crypto";
 import type { RedisClient } from "./open_redis.ts";
 import { keyPrefix } from "./key_prefix.ts";
 import type {
@@ -28,6 +29,9 @@ import type {
 } from "../reliable_queue.ts";
 
 const ALIVE_TTL_MS = 30_000;
+
+/** What Lua's redis.sha1hex gives for the same string. */
+const sha1 = (s: string) => createHash("sha1").update(s, "utf8").digest("hex");
 
 /** Lua: `out` = what a blocking wait moved to the woken list (KEYS[woken]), oldest first, now in processing. */
 const takeWoken = (woken: number, processing: number) =>
@@ -127,6 +131,37 @@ for i = 1, #counts, 2 do redis.call('HINCRBY', KEYS[4], counts[i], counts[i + 1]
 redis.call('DEL', KEYS[3])
 while redis.call('LMOVE', KEYS[5], KEYS[6], 'RIGHT', 'LEFT') do end
 return 0`;
+
+// Dead letters by id (the sha1 of the stored entry). KEYS: dead, main. ARGV: '1' to replay (else
+// discard), then the ids. Each entry found is removed; a replayed one's job goes to the tail.
+const DEAD_BY_ID = `
+local wanted = {}
+for i = 2, #ARGV do wanted[ARGV[i]] = true end
+local n = 0
+for _, entry in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  local id = redis.sha1hex(entry)
+  if wanted[id] then
+    wanted[id] = nil
+    redis.call('LREM', KEYS[1], 1, entry)
+    if ARGV[1] == '1' then redis.call('RPUSH', KEYS[2], cjson.decode(entry).job) end
+    n = n + 1
+  end
+end
+return n`;
+
+// Every dead letter, a chunk per call so Redis is never blocked long. KEYS: dead, main. ARGV:
+// '1' to replay (else discard), chunk size. Returns how many it took.
+const DEAD_ALL = `
+local n = 0
+while n < tonumber(ARGV[2]) do
+  local entry = redis.call('LPOP', KEYS[1])
+  if not entry then break end
+  if ARGV[1] == '1' then redis.call('RPUSH', KEYS[2], cjson.decode(entry).job) end
+  n = n + 1
+end
+return n`;
+
+const DEAD_CHUNK = 1000;
 
 export interface RedisQueueOptions {
   /** Stable per process and worker slot, so a restart finds its own unfinished jobs. */
@@ -378,7 +413,7 @@ export class RedisQueue implements ReliableQueue {
 
   async deadLetter(lease: Lease | null, reason: string, raw?: string): Promise<void> {
     const job = lease?.raw ?? raw ?? "";
-    const entry: DeadLetter = {
+    const entry: Omit<DeadLetter, "id"> = {
       job,
       reason,
       attempts: (lease?.attempts ?? 0) + (lease ? 1 : 0),
@@ -457,9 +492,31 @@ export class RedisQueue implements ReliableQueue {
     };
   }
 
-  async deadLetters(limit = 100): Promise<DeadLetter[]> {
-    const items = await this.#redis.lrange(this.#keys.dead, 0, limit - 1);
-    return items.map((s) => JSON.parse(s) as DeadLetter);
+  async deadLetters(limit = 100, offset = 0): Promise<DeadLetter[]> {
+    const items = await this.#redis.lrange(this.#keys.dead, offset, offset + limit - 1);
+    return items.map((s) => ({ ...(JSON.parse(s) as Omit<DeadLetter, "id">), id: sha1(s) }));
+  }
+
+  replayDeadLetters(ids?: readonly string[]): Promise<number> {
+    return this.#onDead(true, ids);
+  }
+
+  discardDeadLetters(ids?: readonly string[]): Promise<number> {
+    return this.#onDead(false, ids);
+  }
+
+  async #onDead(replay: boolean, ids?: readonly string[]): Promise<number> {
+    const mode = replay ? "1" : "0";
+    if (ids) {
+      if (ids.length === 0) return 0;
+      return Number(await this.#redis.eval(DEAD_BY_ID, 2, this.#keys.dead, this.name, mode, ...ids));
+    }
+    let total = 0;
+    for (;;) {
+      const n = Number(await this.#redis.eval(DEAD_ALL, 2, this.#keys.dead, this.name, mode, DEAD_CHUNK));
+      total += n;
+      if (n < DEAD_CHUNK) return total;
+    }
   }
 
   async ping(): Promise<void> {

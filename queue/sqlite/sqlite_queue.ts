@@ -241,13 +241,65 @@ export class SqliteQueue implements ReliableQueue {
     return Promise.resolve(depth);
   }
 
-  deadLetters(limit = 100): Promise<DeadLetter[]> {
+  deadLetters(limit = 100, offset = 0): Promise<DeadLetter[]> {
     const rows = this.#sql(
-      `SELECT raw, reason, attempts, failed_at FROM queue_dead WHERE queue = ? ORDER BY id LIMIT ?`,
-    ).all(this.name, limit) as { raw: string; reason: string; attempts: number; failed_at: string }[];
+      `SELECT id, raw, reason, attempts, failed_at FROM queue_dead WHERE queue = ? ORDER BY id LIMIT ? OFFSET ?`,
+    ).all(this.name, limit, offset) as {
+      id: number;
+      raw: string;
+      reason: string;
+      attempts: number;
+      failed_at: string;
+    }[];
     return Promise.resolve(
-      rows.map((r) => ({ job: r.raw, reason: r.reason, attempts: r.attempts, failed_at: r.failed_at })),
+      rows.map((r) => ({
+        id: String(r.id),
+        job: r.raw,
+        reason: r.reason,
+        attempts: r.attempts,
+        failed_at: r.failed_at,
+      })),
     );
+  }
+
+  replayDeadLetters(ids?: readonly string[]): Promise<number> {
+    const n = this.#onDead(true, ids);
+    if (n > 0) { for (const wake of [...waitersOf(this.#db, this.name)]) wake(); }
+    return Promise.resolve(n);
+  }
+
+  discardDeadLetters(ids?: readonly string[]): Promise<number> {
+    return Promise.resolve(this.#onDead(false, ids));
+  }
+
+  /** Takes the dead letters named (or all), in their order; replayed ones go to the tail as new jobs. */
+  #onDead(replay: boolean, ids?: readonly string[]): number {
+    if (ids && ids.length === 0) return 0;
+    return this.#transaction(() => {
+      const rows = (ids
+        ? ids.map((id) =>
+          this.#sql(`SELECT id, raw FROM queue_dead WHERE queue = ? AND id = ?`).get(this.name, Number(id))
+        ).filter((r) =>
+          r !== undefined
+        )
+        : this.#sql(`SELECT id, raw FROM queue_dead WHERE queue = ? ORDER BY id`).all(this.name)) as {
+          id: number;
+          raw: string;
+        }[];
+      rows.sort((a, b) => a.id - b.id);
+      const now = Date.now();
+      let position = this.#maxPosition();
+      const insert = this.#sql(
+        `INSERT INTO queue_jobs (queue, raw, state, position, available_at, created_at)
+         VALUES (?, ?, 'ready', ?, ?, ?)`,
+      );
+      const remove = this.#sql(`DELETE FROM queue_dead WHERE id = ?`);
+      for (const r of rows) {
+        if (replay) insert.run(this.name, r.raw, ++position, now, now);
+        remove.run(r.id);
+      }
+      return rows.length;
+    });
   }
 
   ping(): Promise<void> {
