@@ -60,6 +60,7 @@ const schema = {
   MQTT_LISTEN_HOST: z.string().min(1).default("127.0.0.1"),
   MQTT_LISTEN_PORT: int(0, 65535).default(2834),
   MQTT_ALLOW_ANONYMOUS: bool.default(false),
+  MQTT_PRESENCE_EVENTS: bool.default(false),
   REDIS_URL: redisUrl.optional(),
   // Default: 1 with redis+sentinel:// (a failover must not lose acknowledged messages), else 0.
   REDIS_WAIT_REPLICAS: int(0, 16).optional(),
@@ -73,6 +74,8 @@ const schema = {
   HTTP_MAX_IN_FLIGHT: int(1, 100_000).default(256),
   HTTP_BODY_TIMEOUT_MS: int(100, 600_000).default(10_000),
   API_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+  VIEWER_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+  CONSOLE_LOW_STOCK: int(0, 1_000_000).default(2),
   WORKER_CONCURRENCY: int(1, 64).default(2),
   WORKER_BATCH_SIZE: int(1, 5000).default(200),
   JOB_MAX_ATTEMPTS: int(1, 100).default(5),
@@ -155,6 +158,8 @@ export interface Config {
     listenHost: string;
     listenPort: number;
     allowAnonymous: boolean;
+    /** Follow an external broker's `$SYS/brokers/+/clients/+/connected|disconnected` (EMQX). */
+    presenceEvents: boolean;
   };
   redis: {
     url?: string;
@@ -172,6 +177,13 @@ export interface Config {
     /** An `/api/*` request's body must have arrived this long after its headers (else 408). */
     bodyTimeoutMs: number;
     apiToken?: string;
+  };
+  /** The operator console (`/console`, role `api`). */
+  console: {
+    /** Signs in read-only: sees everything, changes nothing. */
+    viewerToken?: string;
+    /** A slot with stock at or below this is low (fleet filter, machine page). */
+    lowStock: number;
   };
   worker: {
     concurrency: number;
@@ -243,6 +255,9 @@ export function loadConfig(env: Env): Config {
     roles.add(role as Role);
   }
   if (roles.size === 0) throw new ConfigError("GATEWAY_ROLES", "names no role");
+  if (r.VIEWER_TOKEN !== undefined && r.VIEWER_TOKEN === r.API_TOKEN) {
+    throw new ConfigError("VIEWER_TOKEN", "must differ from API_TOKEN");
+  }
   if (r.MQTT_RECONNECT_MAX_DELAY < r.MQTT_RECONNECT_DELAY) {
     throw new ConfigError("MQTT_RECONNECT_MAX_DELAY", "must not be smaller than MQTT_RECONNECT_DELAY");
   }
@@ -269,6 +284,7 @@ export function loadConfig(env: Env): Config {
       listenHost: r.MQTT_LISTEN_HOST,
       listenPort: r.MQTT_LISTEN_PORT,
       allowAnonymous: r.MQTT_ALLOW_ANONYMOUS,
+      presenceEvents: r.MQTT_PRESENCE_EVENTS,
     },
     redis: {
       url: r.REDIS_URL,
@@ -286,6 +302,7 @@ export function loadConfig(env: Env): Config {
       bodyTimeoutMs: r.HTTP_BODY_TIMEOUT_MS,
       apiToken: r.API_TOKEN,
     },
+    console: { viewerToken: r.VIEWER_TOKEN, lowStock: r.CONSOLE_LOW_STOCK },
     worker: {
       concurrency: r.WORKER_CONCURRENCY,
       batchSize: r.WORKER_BATCH_SIZE,

@@ -73,6 +73,7 @@ async function main(args: readonly string[]): Promise<number> {
       stop.signal.addEventListener("abort", () => resolve(), { once: true })
     );
     log.info("Shutting down");
+    gateway.endStreams(); // open event streams would keep the server from finishing
     await server.finished;
     return 0;
   } catch (error) {

@@ -17,6 +17,7 @@ import { EmqxSessions } from "../auth/emqx_sessions.ts";
 import type { Config } from "../config.ts";
 import type { Store } from "../db/store.ts";
 import type { Metrics } from "../lib/metrics.ts";
+import type { PresenceTracker } from "../lib/presence.ts";
 import type { QueueBackend } from "../queue/open_queues.ts";
 import { openRedis, type RedisClient } from "../queue/redis/open_redis.ts";
 import { apiRoutes } from "../http/routes/api.ts";
@@ -36,6 +37,7 @@ export interface CommandCenterDeps {
   queues?: QueueBackend;
   metrics: Metrics;
   signal: AbortSignal;
+  presence?: PresenceTracker;
 }
 
 export class CommandCenter {
@@ -49,6 +51,8 @@ export class CommandCenter {
   readonly sessions = new MachineSessions();
   /** The HTTP API (role `api`); mount it with `app.route("/", api)`. */
   readonly api?: OpenAPIHono;
+  /** Where the API (and the console) queue commands (role `api`). */
+  readonly intake?: CommandIntake;
   readonly #deps: CommandCenterDeps;
   readonly #redis?: RedisClient;
   readonly #loops: Promise<void>[] = [];
@@ -87,7 +91,7 @@ export class CommandCenter {
     }
     if (roles.has("api") && roles.has("downlink")) this.#handoff = new CommandHandoff();
     if (roles.has("api") && store && queues && this.credentials && this.brokerAuth) {
-      const intake = new CommandIntake({
+      const intake = this.intake = new CommandIntake({
         store,
         queue: queues.queue(config.redis.outgoingQueue, `${config.mqtt.clientId}:api`),
         handoff: this.#handoff,
@@ -106,6 +110,11 @@ export class CommandCenter {
         hookChecksPerSecond: config.emqx.hookChecksPerSecond,
         metrics: deps.metrics,
         onlineWindowSeconds: config.machineOnlineSeconds,
+        presence: deps.presence,
+        deadLetters: {
+          incoming: queues.queue(config.redis.incomingQueue, `${config.mqtt.clientId}:api`),
+          outgoing: queues.queue(config.redis.outgoingQueue, `${config.mqtt.clientId}:api-dead`),
+        },
         guard: false, // app/gateway.ts guards /api/* for every sub-app
       });
     }

@@ -33,6 +33,12 @@ import type { ReliableQueue } from "../queue/reliable_queue.ts";
 import { notFound, onError } from "../http/error_handler.ts";
 import { mountRoutes } from "../http/mount_routes.ts";
 import { statusView } from "./status_view.ts";
+import { observeStore } from "./store_events.ts";
+import { EventHub } from "../lib/event_hub.ts";
+import { PresenceTracker } from "../lib/presence.ts";
+import { watchSysPresence } from "../broker/sys_presence.ts";
+import { type ConsoleApp, consoleRoutes } from "../http/console/console_routes.tsx";
+import { counterValues } from "../lib/metrics.ts";
 
 const log = getLogger(["gateway"]);
 
@@ -47,6 +53,10 @@ export class Gateway {
   readonly app: Hono;
   /** Bearer token of `/api/*`: `API_TOKEN`, or a random one made here (main.ts prints it). */
   readonly apiToken: string;
+  /** Live events of this process (heartbeats, errors, sales, commands, presence): the console's feed. */
+  readonly hub = new EventHub();
+  /** Which machines are online: broker events where it tells, else heartbeat age. */
+  readonly presence: PresenceTracker;
   readonly #controller = new AbortController();
   readonly #cleanups: Cleanup[] = [];
   readonly #loops: Promise<void>[] = [];
@@ -58,6 +68,7 @@ export class Gateway {
   #broker?: EmbeddedBroker;
   #commands?: CommandCenter;
   #devices?: DeviceService;
+  #console?: ConsoleApp;
   #started = false;
   #closing?: Promise<void>;
 
@@ -65,6 +76,7 @@ export class Gateway {
     this.config = config;
     this.metrics = createMetrics();
     this.apiToken = config.http.apiToken ?? randomBytes(24).toString("base64url");
+    this.presence = new PresenceTracker({ silenceMs: config.machineOnlineSeconds * 1000, hub: this.hub });
     this.app = new Hono();
     this.app.onError(onError);
     this.app.notFound(notFound);
@@ -114,6 +126,11 @@ export class Gateway {
 
     for (const risk of riskySettings(config)) log.warn("Risky setting: {risk}", { risk });
     try {
+      this.presence.start();
+      this.#onClose("presence", () => {
+        this.presence.close();
+        this.hub.close();
+      });
       if (needsStore) await this.#openStore();
       if (needsQueue) this.#openQueues();
       // Commands, machine credentials and the HTTP API; built before the broker, whose auth it provides.
@@ -124,6 +141,7 @@ export class Gateway {
         queues: this.#queues,
         metrics: this.metrics,
         signal: this.signal,
+        presence: this.presence,
       });
       this.#commands = commands;
       const mqttOptions = needsBroker ? await this.#connectBroker(commands, embeddedBroker) : undefined;
@@ -153,14 +171,52 @@ export class Gateway {
         api: this.#commands?.api,
         devices: this.#devices,
       });
+      if (roles.has("api") && this.#store) this.#mountConsole(commands);
     } catch (error) {
       await this.close();
       throw error;
     }
   }
 
+  /** The operator console at `/console` (and `/` redirects there): same app, same process. */
+  #mountConsole(commands: CommandCenter): void {
+    const { config } = this;
+    const queues = this.#queues;
+    const consoleApp = consoleRoutes({
+      apiToken: this.apiToken,
+      viewerToken: config.console.viewerToken,
+      store: this.#store!,
+      hub: this.hub,
+      presence: this.presence,
+      intake: commands.intake,
+      credentials: commands.credentials,
+      deadLetters: queues
+        ? {
+          incoming: queues.queue(config.redis.incomingQueue, `${config.mqtt.clientId}:console`),
+          outgoing: queues.queue(config.redis.outgoingQueue, `${config.mqtt.clientId}:console`),
+        }
+        : {},
+      devices: this.#devices,
+      status: () => this.status(),
+      receivedTotal: async () => (await counterValues(this.metrics.received)).total,
+      onlineWindowSeconds: config.machineOnlineSeconds,
+      lowStock: config.console.lowStock,
+      commandTtlSeconds: config.commandTtlSeconds,
+    });
+    this.#console = consoleApp;
+    this.#onClose("console", () => consoleApp.close());
+    this.app.route("/", consoleApp.app);
+  }
+
+  /** Ends the console's event streams, so the HTTP server can drain (main.ts, on a signal). */
+  endStreams(): void {
+    this.#console?.close();
+  }
+
   async #openStore(): Promise<void> {
-    const store = openStore(this.config.database);
+    const raw = openStore(this.config.database);
+    // Every write also feeds the live events and presence (app/store_events.ts).
+    const store = observeStore(raw, this.hub, this.presence);
     this.#store = store;
     this.#onClose("store", () => store.close());
     await store.migrate();
@@ -207,6 +263,14 @@ export class Gateway {
     const connection = new MqttConnection(mqttOptions, this.metrics);
     this.#connection = connection;
     this.#onClose("mqtt", () => connection.close(false, { endSession: this.#drained }));
+    if (!embeddedBroker && config.mqtt.presenceEvents) {
+      const off = await watchSysPresence(
+        connection,
+        (e) => this.presence.brokerEvent(e.serial, e.connected, e.at),
+        new Set([config.mqtt.username].filter(Boolean)),
+      );
+      this.#onClose("presence events", off);
+    }
     if (embeddedBroker) {
       // Subscribe for real (not just on a later connect) before machines are let in.
       await connection.waitConnected(AbortSignal.any([this.signal, AbortSignal.timeout(10_000)])).catch(
@@ -294,6 +358,7 @@ export class Gateway {
       // Room for a message of MQTT_MAX_PAYLOAD_BYTES with its topic; larger ones are refused by the
       // uplink anyway, so past this the broker need not buffer them.
       maxPacketBytes: Math.max(DEFAULT_MAX_PACKET_BYTES, m.maxPayloadBytes + 64 * 1024),
+      onPresence: (serial, connected) => this.presence.brokerEvent(serial, connected),
     });
     this.#broker = broker;
     this.#onClose("embedded broker", () => broker.close());

@@ -77,6 +77,12 @@ export interface EmbeddedBrokerOptions {
    * it). Default {@link DEFAULT_MAX_PACKET_BYTES}.
    */
   maxPacketBytes?: number;
+  /**
+   * A machine (an authenticated, non-superuser client; its username is its serial) connected or
+   * went away: the presence the console and `GET /api/v1/machines` show. Called once per change,
+   * however many connections a serial has at once (a takeover is no disconnect).
+   */
+  onPresence?: (serial: string, connected: boolean) => void;
 }
 
 /** The aedes internals the publish gate hooks into (aedes 1.2: `lib/client.js`). */
@@ -140,6 +146,8 @@ export class EmbeddedBroker implements SessionCloser {
   readonly #server: Server;
   readonly #identities = new WeakMap<Client, Identity>();
   readonly #reserved: Set<string>;
+  /** Open connections per machine serial, for `onPresence`. */
+  readonly #machineConnections = new Map<string, number>();
   /** Denied publishes: acknowledged by aedes, then dropped before delivery. */
   readonly #deny = new WeakSet<object>();
   readonly #gate?: PublishGate;
@@ -251,6 +259,24 @@ export class EmbeddedBroker implements SessionCloser {
       });
     };
     (broker as unknown as { publish: Route }).publish = guarded;
+    if (options.onPresence) {
+      const onPresence = options.onPresence;
+      broker.on("client", (client) => {
+        const who = this.#identities.get(client);
+        if (!who || who.superuser || who.anonymous) return;
+        const n = (this.#machineConnections.get(who.username) ?? 0) + 1;
+        this.#machineConnections.set(who.username, n);
+        if (n === 1) onPresence(who.username, true);
+      });
+      broker.on("clientDisconnect", (client) => {
+        const who = this.#identities.get(client);
+        if (!who || who.superuser || who.anonymous) return;
+        const n = (this.#machineConnections.get(who.username) ?? 0) - 1;
+        if (n > 0) return void this.#machineConnections.set(who.username, n);
+        this.#machineConnections.delete(who.username);
+        if (n === 0) onPresence(who.username, false);
+      });
+    }
     broker.on("clientError", (client, error) => {
       log.debug("MQTT client {clientId}: {message}", { clientId: client.id, message: error.message });
     });

@@ -5,6 +5,7 @@
  * start-up gating, reserved client ids, and clean shutdown.
  */
 import assert from "node:assert/strict";
+import { sleep } from "../lib/sleep.ts";
 import mqtt, { type MqttClient } from "mqtt";
 import type { AuthnResult, BrokerAuth, MqttAction } from "../auth/broker_auth.ts";
 import { anonymousMayUse, EmbeddedBroker, type EmbeddedBrokerOptions } from "./embedded_broker.ts";
@@ -123,6 +124,29 @@ Deno.test("embedded broker: machines connect with serial and token; a wrong toke
     assert.equal(await refusedWith(broker, { clientId: "M-9", username: "M-9", password: "token-1" }), 4);
     assert.equal(await refusedWith(broker, { clientId: "anon" }), 5, "anonymous refused by default");
     assert.equal(broker.status().refused, 3);
+  } finally {
+    await broker.close();
+  }
+});
+
+Deno.test("embedded broker: a machine's connect and disconnect are presence changes; the gateway's are not", async () => {
+  const changes: string[] = [];
+  const broker = await startBroker({
+    onPresence: (serial, connected) => changes.push(`${serial}:${connected}`),
+  });
+  try {
+    const gateway = await connect(broker, { clientId: "gateway-1", username: "gw", password: "secret" });
+    const first = await connect(broker, { clientId: "M-1", username: "M-1", password: "token-1" });
+    await until(() => changes.length === 1, "the machine's connect");
+    const second = await connect(broker, { clientId: "M-1b", username: "M-1", password: "token-1" });
+    await first.endAsync();
+    await sleep(100);
+    assert.deepEqual(changes, ["M-1:true"], "still connected through its other connection");
+    await second.endAsync();
+    await until(() => changes.length === 2, "the machine's disconnect");
+    await gateway.endAsync();
+    await sleep(50);
+    assert.deepEqual(changes, ["M-1:true", "M-1:false"]);
   } finally {
     await broker.close();
   }

@@ -11,6 +11,9 @@ import type { CommandIntake } from "../../downlink/command_intake.ts";
 import type { Store } from "../../db/store.ts";
 import type { MachineSessions } from "../../auth/machine_sessions.ts";
 import type { Metrics } from "../../lib/metrics.ts";
+import type { PresenceTracker } from "../../lib/presence.ts";
+import type { ReliableQueue } from "../../queue/reliable_queue.ts";
+import { type DeadLetterQueue, deadLetterRoutes } from "./dead_letters.ts";
 import { guardApi } from "../middleware/api_guard.ts";
 import { commandRoutes } from "./commands.ts";
 import { mountDocs } from "../docs.ts";
@@ -39,6 +42,9 @@ export interface ApiDeps {
   /** False when the enclosing app already guards `/api/*` (the gateway does, for every sub-app). */
   guard?: boolean;
   maxInFlight?: number;
+  presence?: PresenceTracker;
+  /** The queues whose dead letters `/api/v1/queues/{queue}/dead-letters` shows and replays. */
+  deadLetters?: Partial<Record<DeadLetterQueue, ReliableQueue>>;
 }
 
 export function apiRoutes(deps: ApiDeps): OpenAPIHono {
@@ -50,12 +56,20 @@ export function apiRoutes(deps: ApiDeps): OpenAPIHono {
       maxInFlight: deps.maxInFlight ?? 256,
     });
   }
-  app.route("/", machineRoutes({ store: deps.store, onlineWindowSeconds: deps.onlineWindowSeconds }));
+  app.route(
+    "/",
+    machineRoutes({
+      store: deps.store,
+      onlineWindowSeconds: deps.onlineWindowSeconds,
+      presence: deps.presence,
+    }),
+  );
   app.route(
     "/",
     commandRoutes({ store: deps.store, intake: deps.intake, maxTtlSeconds: deps.maxTtlSeconds }),
   );
   app.route("/", tokenRoutes({ credentials: deps.credentials, sessions: deps.sessions }));
+  if (deps.deadLetters) app.route("/", deadLetterRoutes(deps.deadLetters));
   app.route(
     "/",
     emqxHookRoutes({

@@ -7,12 +7,15 @@
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { MachineSummary, Store } from "../../db/store.ts";
 import { NotFoundError } from "../../lib/errors.ts";
+import type { PresenceTracker } from "../../lib/presence.ts";
 import { SERIAL_NO } from "../../contract/identity.ts";
 import { apiApp, BEARER, COMMON_ERRORS, errorResponse } from "../openapi.ts";
 
 export interface MachineRoutesDeps {
   store: Store;
   onlineWindowSeconds: number;
+  /** Presence from the broker (connect/disconnect) and heartbeats; without it, heartbeat age alone. */
+  presence?: PresenceTracker;
   now?: () => Date;
 }
 
@@ -29,7 +32,16 @@ const MachineSchema = z.object({
   serial_no: z.string(),
   name: z.string().nullable(),
   registered: z.boolean().openapi({ description: "False for a machine only ever seen on MQTT" }),
-  online: z.boolean(),
+  online: z.boolean().openapi({
+    description: "Connected by the broker's word where it tells (embedded broker; EMQX with " +
+      "MQTT_PRESENCE_EVENTS), else heard within MACHINE_ONLINE_SECONDS",
+  }),
+  connected_at: z.string().nullable().openapi({
+    description: "When the broker last reported it connected (since this gateway started); null: not known",
+  }),
+  disconnected_at: z.string().nullable().openapi({
+    description: "When the broker last reported it gone (since this gateway started); null: not known",
+  }),
   last_heard_at: z.string().nullable(),
   temperature: z.number().nullable(),
   current_page: z.number().int().nullable(),
@@ -99,7 +111,11 @@ export function machineRoutes(deps: MachineRoutesDeps): OpenAPIHono {
     serial_no: m.serialNo,
     name: m.name,
     registered: m.registered,
-    online: m.lastHeardAt !== null && m.lastHeardAt >= onlineSince,
+    online: deps.presence
+      ? deps.presence.isOnline(m.serialNo, m.lastHeardAt)
+      : m.lastHeardAt !== null && m.lastHeardAt >= onlineSince,
+    connected_at: iso(deps.presence?.get(m.serialNo)?.connectedAt ?? null),
+    disconnected_at: iso(deps.presence?.get(m.serialNo)?.disconnectedAt ?? null),
     last_heard_at: iso(m.lastHeardAt),
     temperature: m.temperature,
     current_page: m.currentPage,
