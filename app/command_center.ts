@@ -18,6 +18,7 @@ import type { Config } from "../config.ts";
 import type { Store } from "../db/store.ts";
 import type { Metrics } from "../lib/metrics.ts";
 import type { PresenceTracker } from "../lib/presence.ts";
+import type { EventHub } from "../lib/event_hub.ts";
 import type { QueueBackend } from "../queue/open_queues.ts";
 import { openRedis, type RedisClient } from "../queue/redis/open_redis.ts";
 import { apiRoutes } from "../http/routes/api.ts";
@@ -38,6 +39,8 @@ export interface CommandCenterDeps {
   metrics: Metrics;
   signal: AbortSignal;
   presence?: PresenceTracker;
+  /** The live events `/api/v1/events` streams, and the signal that ends those streams. */
+  events?: { hub: EventHub; signal: AbortSignal };
 }
 
 export class CommandCenter {
@@ -111,6 +114,7 @@ export class CommandCenter {
         metrics: deps.metrics,
         onlineWindowSeconds: config.machineOnlineSeconds,
         presence: deps.presence,
+        events: deps.events,
         deadLetters: {
           incoming: queues.queue(config.redis.incomingQueue, `${config.mqtt.clientId}:api`),
           outgoing: queues.queue(config.redis.outgoingQueue, `${config.mqtt.clientId}:api-dead`),

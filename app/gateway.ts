@@ -58,6 +58,8 @@ export class Gateway {
   /** Which machines are online: broker events where it tells, else heartbeat age. */
   readonly presence: PresenceTracker;
   readonly #controller = new AbortController();
+  /** Aborted by {@link endStreams}: ends the live event streams of the API and the console. */
+  readonly #streams = new AbortController();
   readonly #cleanups: Cleanup[] = [];
   readonly #loops: Promise<void>[] = [];
   #store?: Store;
@@ -142,6 +144,7 @@ export class Gateway {
         metrics: this.metrics,
         signal: this.signal,
         presence: this.presence,
+        events: { hub: this.hub, signal: this.#streams.signal },
       });
       this.#commands = commands;
       const mqttOptions = needsBroker ? await this.#connectBroker(commands, embeddedBroker) : undefined;
@@ -210,6 +213,7 @@ export class Gateway {
 
   /** Ends the console's event streams, so the HTTP server can drain (main.ts, on a signal). */
   endStreams(): void {
+    this.#streams.abort();
     this.#console?.close();
   }
 
@@ -463,6 +467,7 @@ export class Gateway {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#controller.abort();
+      this.endStreams();
       await Promise.allSettled(this.#loops);
       for (const { name, run } of this.#cleanups.reverse()) {
         try {

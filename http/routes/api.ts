@@ -14,6 +14,8 @@ import type { Metrics } from "../../lib/metrics.ts";
 import type { PresenceTracker } from "../../lib/presence.ts";
 import type { ReliableQueue } from "../../queue/reliable_queue.ts";
 import { type DeadLetterQueue, deadLetterRoutes } from "./dead_letters.ts";
+import type { EventHub } from "../../lib/event_hub.ts";
+import { eventRoutes } from "./events.ts";
 import { guardApi } from "../middleware/api_guard.ts";
 import { commandRoutes } from "./commands.ts";
 import { mountDocs } from "../docs.ts";
@@ -45,6 +47,8 @@ export interface ApiDeps {
   presence?: PresenceTracker;
   /** The queues whose dead letters `/api/v1/queues/{queue}/dead-letters` shows and replays. */
   deadLetters?: Partial<Record<DeadLetterQueue, ReliableQueue>>;
+  /** Live events at `/api/v1/events`; `signal` ends the streams. */
+  events?: { hub: EventHub; signal: AbortSignal };
 }
 
 export function apiRoutes(deps: ApiDeps): OpenAPIHono {
@@ -70,6 +74,7 @@ export function apiRoutes(deps: ApiDeps): OpenAPIHono {
   );
   app.route("/", tokenRoutes({ credentials: deps.credentials, sessions: deps.sessions }));
   if (deps.deadLetters) app.route("/", deadLetterRoutes(deps.deadLetters));
+  if (deps.events) app.route("/", eventRoutes(deps.events));
   app.route(
     "/",
     emqxHookRoutes({
