@@ -9,7 +9,7 @@ export function BarChart(props: { values: { label: string; value: number }[]; un
   const max = Math.max(1, ...props.values.map((v) => v.value));
   const bw = (w - pad * 2) / Math.max(1, props.values.length);
   return (
-    <svg class="chart" viewBox={`0 0 ${w} ${h}`} preserveAspectRatio="none" role="img">
+    <svg class="chart" viewBox={`0 0 ${w} ${h}`} role="img">
       <line x1={pad} y1={h - pad} x2={w - pad} y2={h - pad} stroke="#cbd2dc" />
       <text x={2} y={12}>{max}{props.unit ?? ""}</text>
       {props.values.map((v, i) => {
@@ -37,7 +37,7 @@ export function LineChart(props: { values: number[]; label?: string }) {
     `${(pad + i * step).toFixed(1)},${(h - pad - ((h - pad * 2) * v) / max).toFixed(1)}`
   ).join(" ");
   return (
-    <svg class="chart" viewBox={`0 0 ${w} ${h}`} preserveAspectRatio="none" role="img">
+    <svg class="chart" viewBox={`0 0 ${w} ${h}`} role="img">
       <line x1={pad} y1={h - pad} x2={w - pad} y2={h - pad} stroke="#cbd2dc" />
       <text x={2} y={12}>{max.toFixed(1)}</text>
       <text x={pad} y={h - 8}>{props.label ?? ""}</text>

@@ -81,6 +81,35 @@ export function MachineLive(props: { v: View; d: MachinePageData }) {
         )}
       </div>
       <div class="card">
+        <h2>{t("error_log")}</h2>
+        {d.logs.length === 0 ? <p class="muted">{t("none")}</p> : (
+          <table>
+            <thead>
+              <tr>
+                <th>{t("time")}</th>
+                <th>{t("level")}</th>
+                <th>{t("code")}</th>
+                <th>{t("message")}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {d.logs.map((l) => (
+                <tr>
+                  <td>
+                    <Ago at={l.receivedAt} t={t} />
+                  </td>
+                  <td>
+                    <span class={`badge ${l.level}`}>{l.level}</span>
+                  </td>
+                  <td>{l.code}</td>
+                  <td>{l.message}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </div>
+      <div class="card wide">
         <h2>{t("commands")}</h2>
         {d.commands.length === 0 ? <p class="muted">{t("none")}</p> : (
           <table>
@@ -113,35 +142,6 @@ export function MachineLive(props: { v: View; d: MachinePageData }) {
                     <Ago at={c.ackedAt} t={t} />
                   </td>
                   <td class="muted">{json(c.detail)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
-      </div>
-      <div class="card">
-        <h2>{t("error_log")}</h2>
-        {d.logs.length === 0 ? <p class="muted">{t("none")}</p> : (
-          <table>
-            <thead>
-              <tr>
-                <th>{t("time")}</th>
-                <th>{t("level")}</th>
-                <th>{t("code")}</th>
-                <th>{t("message")}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {d.logs.map((l) => (
-                <tr>
-                  <td>
-                    <Ago at={l.receivedAt} t={t} />
-                  </td>
-                  <td>
-                    <span class={`badge ${l.level}`}>{l.level}</span>
-                  </td>
-                  <td>{l.code}</td>
-                  <td>{l.message}</td>
                 </tr>
               ))}
             </tbody>

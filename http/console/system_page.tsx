@@ -74,7 +74,7 @@ export function SystemLive(props: { v: View; d: SystemData }) {
           <h2>{t("msgs_per_s")}</h2>
           <LineChart values={d.rates} label={d.rates.length ? `${d.rates.at(-1)!.toFixed(1)}/s` : "…"} />
         </div>
-        <div class="card">
+        <div class="card wide">
           <h2>{t("queues")}</h2>
           <table>
             <thead>

@@ -18,9 +18,9 @@ header.top .right a { color: #cbd5e1; } header.top form { margin: 0; }
 header.top button { background: transparent; color: #cbd5e1; border: 1px solid #475569; border-radius: 4px; padding: 3px 9px; cursor: pointer; }
 main { padding: 18px 20px 40px; max-width: 1400px; }
 h1 { font-size: 20px; margin: 0 0 14px; } h2 { font-size: 15px; margin: 0 0 10px; }
-.card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 14px 16px; margin-bottom: 16px; }
-.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(360px, 1fr)); gap: 16px; }
-.grid .card { margin-bottom: 0; }
+.card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 14px 16px; margin-bottom: 16px; overflow-x: auto; }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(360px, 1fr)); gap: 16px; align-items: start; }
+.grid .card { margin-bottom: 0; } .grid .wide { grid-column: 1 / -1; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { font-size: 12px; color: var(--muted); font-weight: 600; white-space: nowrap; }
@@ -59,6 +59,6 @@ button:disabled { opacity: .45; cursor: not-allowed; }
 .live { font-size: 12px; } .live .dot { margin-right: 4px; }
 form.inline { display: inline; }
 pre.job { margin: 0; max-width: 520px; white-space: pre-wrap; word-break: break-all; font-size: 12px; }
-svg.chart { width: 100%; height: 160px; } svg.chart text { font-size: 10px; fill: var(--muted); }
+svg.chart { width: 100%; height: auto; display: block; } svg.chart text { font-size: 10px; fill: var(--muted); }
 .result { margin-left: 8px; font-size: 13px; }
 `;
