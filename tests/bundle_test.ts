@@ -139,6 +139,12 @@ Deno.test("the bundle runs from an empty folder with nothing configured: embedde
       queue: "sqlite",
       database: "sqlite",
     });
+    // The console's pages and assets are in the bundle (no files beside it, no CDN).
+    for (const path of ["/console/sign-in", "/console/assets/console.js", "/console/assets/console.css"]) {
+      const res = await fetch(`http://127.0.0.1:${gateway.port}${path}`);
+      assert.equal(res.status, 200, path);
+      assert.ok((await res.text()).length > 500, path);
+    }
     assert.equal(await gateway.stop(), 0, `exit code 0 after SIGTERM:\n${gateway.output}`);
     assert.deepEqual(
       await listDir(run),
