@@ -14,8 +14,7 @@ export type HubEvent =
   | { type: "error"; serial: string; code: string; level: string; message: string; at: string }
   | { type: "sale"; serial: string; slot: number; quantity: number; amount: number; at: string }
   | { type: "command"; status: string; ids: string[]; serials: string[] }
-  | { type: "presence"; serial: string; online: boolean; at: string; source: string }
-  | { type: "dead_letter"; queue: string };
+  | { type: "presence"; serial: string; online: boolean; at: string; source: string };
 
 export interface HubBatch {
   events: HubEvent[];

@@ -41,11 +41,11 @@ Deno.test("event hub: a throwing listener does not stop the others; close is ide
     throw new Error("closed stream");
   });
   hub.subscribe((b) => got += b.events.length);
-  hub.emit({ type: "dead_letter", queue: "q" });
+  hub.emit({ type: "command", status: "sent", ids: ["M1"], serials: [] });
   await new Promise((r) => setTimeout(r, 30));
   assert.equal(got, 1);
   hub.close();
   hub.close();
-  hub.emit({ type: "dead_letter", queue: "q" });
+  hub.emit({ type: "command", status: "sent", ids: ["M1"], serials: [] });
   assert.equal(hub.active, false);
 });

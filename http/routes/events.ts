@@ -12,7 +12,7 @@ import type { EventHub, HubEvent } from "../../lib/event_hub.ts";
 import { UnavailableError } from "../../lib/errors.ts";
 import { apiApp, BEARER, COMMON_ERRORS, errorResponse } from "../openapi.ts";
 
-const TYPES = ["heartbeat", "error", "sale", "command", "presence", "dead_letter"] as const;
+const TYPES = ["heartbeat", "error", "sale", "command", "presence"] as const;
 
 export interface EventRoutesDeps {
   hub: EventHub;

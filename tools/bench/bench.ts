@@ -10,10 +10,12 @@
  * Flags: `--smoke`, `--only a,b` (ceilings, uplink-queue, worker-drain, uplink-e2e, uplink-rate,
  * stress, downlink, scale, embedded, gateways), `--env NAME=VALUE` (gateway setting under test; repeatable),
  * `--redis URL`, `--mysql URL`, `--scale-machines N`, `--scale-seconds N`, `--downlink-rate N` (commands/s), `--out DIR`, `--split` (scenarios 2b-5 with the
- * worker role in a second gateway process).
+ * worker role in a second gateway process), `--console` (scenarios 2b-5 with the operator console's live
+ * stream open, to compare with a run without it).
  */
 import { parseArgs } from "node:util";
 import { type Ceilings, runCeilings } from "./ceilings.ts";
+import { openConsoleStream } from "./console_stream.ts";
 import {
   type BenchContext,
   closeContext,
@@ -73,6 +75,7 @@ async function main(args: string[]): Promise<number> {
       "scale-seconds": { type: "string" },
       "downlink-rate": { type: "string" },
       split: { type: "boolean", default: false },
+      console: { type: "boolean", default: false },
       out: { type: "string", default: new URL("./results/", import.meta.url).pathname },
     },
   });
@@ -181,6 +184,7 @@ async function main(args: string[]): Promise<number> {
         );
       }
       const queue = queueName(c, "full");
+      const consoleStream = values.console ? await openConsoleStream(gateway.url, apiToken) : undefined;
       try {
         if (only.has("uplink-e2e")) await step("uplink-e2e", () => runUplinkE2e(c, gateway, queue));
         if (only.has("uplink-rate")) await step("uplink-rate", () => runUplinkRate(c, gateway, queue));
@@ -188,6 +192,18 @@ async function main(args: string[]): Promise<number> {
         if (only.has("downlink")) await step("downlink", () => runDownlink(c, gateway, apiToken));
         if (only.has("scale")) await step("scale", () => runScale(c, gateway));
       } finally {
+        const streamed = await consoleStream?.close();
+        if (streamed) {
+          results.push({
+            name: "console-stream",
+            title: "Operator console open over scenarios 2b–5 (--console)",
+            figures: [
+              { metric: "event batches received", value: streamed.batches, unit: "" },
+              { metric: "bytes received", value: streamed.bytes, unit: "B" },
+            ],
+            notes: ["One signed-in console reading /console/events while the scenarios ran."],
+          });
+        }
         const lifetime = gateway.watcher.stop();
         const workerLifetime = gateway.peers[0]?.watcher.stop();
         await Promise.all(gateway.peers.map((p) => p.stop()));
