@@ -68,7 +68,11 @@ export const machineLogs = mysqlTable("machine_logs", {
   payload: json("payload").notNull(),
   receivedAt: time("received_at").notNull(),
   createdAt: createdAt(),
-}, (t) => [index("machine_logs_serial_no_received_at").on(t.serialNo, t.receivedAt)]);
+}, (t) => [
+  index("machine_logs_serial_no_received_at").on(t.serialNo, t.receivedAt),
+  // The console's alerts feed (newest first, fleet-wide) and its "alerts in 24 h" per machine.
+  index("machine_logs_received_at").on(t.receivedAt),
+]);
 
 export const transactions = mysqlTable("transactions", {
   id: id(),
@@ -84,6 +88,8 @@ export const transactions = mysqlTable("transactions", {
   // A sale is (serial_no, transaction_id): machines number their own sales, so ids repeat across
   // machines. The pair also serves every lookup by serial_no.
   uniqueIndex("transactions_serial_no_transaction_id_unique").on(t.serialNo, t.transactionId),
+  // The console's sales today per machine and sales per hour read only the recent rows.
+  index("transactions_received_at").on(t.receivedAt),
 ]);
 
 export const machineSlots = mysqlTable("machine_slots", {
