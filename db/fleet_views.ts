@@ -86,6 +86,21 @@ export function toDate(value: unknown): Date | null {
 const num = (v: unknown) => (v === null || v === undefined ? 0 : Number(v));
 const numOrNull = (v: unknown) => (v === null || v === undefined ? null : Number(v));
 
+function toRow(r: Record<string, unknown>): FleetRow {
+  return {
+    serialNo: String(r.serial_no),
+    name: r.name === null || r.name === undefined ? null : String(r.name),
+    registered: Boolean(Number(r.registered)),
+    lastHeardAt: toDate(r.last_heard_at),
+    temperature: numOrNull(r.temperature),
+    currentPage: numOrNull(r.current_page),
+    salesCount: num(r.sales_count),
+    salesAmount: num(r.sales_amount),
+    alerts: num(r.alerts),
+    lowSlots: num(r.low_slots),
+  };
+}
+
 export class FleetViews {
   readonly #run: SqlRunner;
   readonly #time: (d: Date) => unknown;
@@ -101,18 +116,8 @@ export class FleetViews {
   }
 
   async fleet(q: FleetQuery): Promise<{ items: FleetRow[]; total: number }> {
-    const params: unknown[] = [this.#time(q.dayStart), this.#time(q.alertSince), q.lowStock];
-    const inner = `SELECT m.serial_no, m.name, m.registered, m.last_heard_at, m.temperature, m.current_page,
-        COALESCE(s.n, 0) AS sales_count, COALESCE(s.amount, 0) AS sales_amount,
-        COALESCE(a.n, 0) AS alerts, COALESCE(l.n, 0) AS low_slots
-      FROM machines m
-      LEFT JOIN (SELECT serial_no, COUNT(*) AS n, SUM(amount) AS amount FROM transactions
-                 WHERE received_at >= ? GROUP BY serial_no) s ON s.serial_no = m.serial_no
-      LEFT JOIN (SELECT serial_no, COUNT(*) AS n FROM machine_logs
-                 WHERE received_at >= ? GROUP BY serial_no) a ON a.serial_no = m.serial_no
-      LEFT JOIN (SELECT serial_no, COUNT(*) AS n FROM machine_slots
-                 WHERE stock <= ? GROUP BY serial_no) l ON l.serial_no = m.serial_no`;
     const where: string[] = [];
+    const params: unknown[] = [];
     if (q.search) {
       const like = `%${q.search.toLowerCase().replace(/[!%_]/g, (c) => `!${c}`)}%`;
       where.push(`(LOWER(serial_no) LIKE ? ESCAPE '!' OR LOWER(COALESCE(name, '')) LIKE ? ESCAPE '!')`);
@@ -124,31 +129,82 @@ export class FleetViews {
     } else if (q.filter === "offline") {
       where.push("(last_heard_at IS NULL OR last_heard_at < ?)");
       params.push(this.#time(q.onlineSince));
-    } else if (q.filter === "alerting") where.push("alerts > 0");
-    else if (q.filter === "low_stock") where.push("low_slots > 0");
-    const body = `FROM (${inner}) f${where.length ? ` WHERE ${where.join(" AND ")}` : ""}`;
+    }
     // Case-insensitive on both (MySQL's collation is, SQLite's BINARY is not), then exact for ties.
     const dir = q.desc ? "DESC" : "ASC";
     const order = `${ORDER[q.sort]} ${dir}, LOWER(serial_no) ${dir}, serial_no ${dir}`;
+    const byAggregate = q.sort === "sales" || q.sort === "alerts" || q.sort === "low_stock" ||
+      q.filter === "alerting" || q.filter === "low_stock";
+    if (!byAggregate) {
+      // The usual page: the machines first, then the figures of those 50 only (by their indexes).
+      const whereSql = where.length ? `WHERE ${where.join(" AND ")}` : "";
+      const [rows, counted] = await Promise.all([
+        this.#run(
+          `SELECT serial_no, name, registered, last_heard_at, temperature, current_page FROM machines
+           ${whereSql} ORDER BY ${order} LIMIT ? OFFSET ?`,
+          [...params, q.limit, q.offset],
+        ),
+        this.#run(`SELECT COUNT(*) AS total FROM machines ${whereSql}`, params),
+      ]);
+      const figures = await this.#figures(rows.map((r) => String(r.serial_no)), q);
+      return {
+        total: num(counted[0]?.total),
+        items: rows.map((r) => toRow({ ...r, ...figures.get(String(r.serial_no)) })),
+      };
+    }
+    // Sorted or filtered by a figure: every machine's figures, then the page.
+    const inner = `SELECT m.serial_no, m.name, m.registered, m.last_heard_at, m.temperature, m.current_page,
+        COALESCE(s.n, 0) AS sales_count, COALESCE(s.amount, 0) AS sales_amount,
+        COALESCE(a.n, 0) AS alerts, COALESCE(l.n, 0) AS low_slots
+      FROM machines m
+      LEFT JOIN (SELECT serial_no, COUNT(*) AS n, SUM(amount) AS amount FROM transactions
+                 WHERE received_at >= ? GROUP BY serial_no) s ON s.serial_no = m.serial_no
+      LEFT JOIN (SELECT serial_no, COUNT(*) AS n FROM machine_logs
+                 WHERE received_at >= ? GROUP BY serial_no) a ON a.serial_no = m.serial_no
+      LEFT JOIN (SELECT serial_no, COUNT(*) AS n FROM machine_slots
+                 WHERE stock <= ? GROUP BY serial_no) l ON l.serial_no = m.serial_no`;
+    if (q.filter === "alerting") where.push("alerts > 0");
+    else if (q.filter === "low_stock") where.push("low_slots > 0");
+    const all = [this.#time(q.dayStart), this.#time(q.alertSince), q.lowStock, ...params];
+    const body = `FROM (${inner}) f${where.length ? ` WHERE ${where.join(" AND ")}` : ""}`;
     const [rows, counted] = await Promise.all([
-      this.#run(`SELECT * ${body} ORDER BY ${order} LIMIT ? OFFSET ?`, [...params, q.limit, q.offset]),
-      this.#run(`SELECT COUNT(*) AS total ${body}`, params),
+      this.#run(`SELECT * ${body} ORDER BY ${order} LIMIT ? OFFSET ?`, [...all, q.limit, q.offset]),
+      this.#run(`SELECT COUNT(*) AS total ${body}`, all),
     ]);
-    return {
-      total: num(counted[0]?.total),
-      items: rows.map((r) => ({
-        serialNo: String(r.serial_no),
-        name: r.name === null || r.name === undefined ? null : String(r.name),
-        registered: Boolean(Number(r.registered)),
-        lastHeardAt: toDate(r.last_heard_at),
-        temperature: numOrNull(r.temperature),
-        currentPage: numOrNull(r.current_page),
-        salesCount: num(r.sales_count),
-        salesAmount: num(r.sales_amount),
-        alerts: num(r.alerts),
-        lowSlots: num(r.low_slots),
-      })),
+    return { total: num(counted[0]?.total), items: rows.map(toRow) };
+  }
+
+  /** Today's sales, recent alerts and low slots of these machines. */
+  async #figures(serials: string[], q: FleetQuery): Promise<Map<string, Record<string, unknown>>> {
+    const out = new Map<string, Record<string, unknown>>();
+    if (serials.length === 0) return out;
+    const list = serials.map(() => "?").join(", ");
+    const [sales, alerts, low] = await Promise.all([
+      this.#run(
+        `SELECT serial_no, COUNT(*) AS n, SUM(amount) AS amount FROM transactions
+         WHERE serial_no IN (${list}) AND received_at >= ? GROUP BY serial_no`,
+        [...serials, this.#time(q.dayStart)],
+      ),
+      this.#run(
+        `SELECT serial_no, COUNT(*) AS n FROM machine_logs
+         WHERE serial_no IN (${list}) AND received_at >= ? GROUP BY serial_no`,
+        [...serials, this.#time(q.alertSince)],
+      ),
+      this.#run(
+        `SELECT serial_no, COUNT(*) AS n FROM machine_slots WHERE serial_no IN (${list}) AND stock <= ?
+         GROUP BY serial_no`,
+        [...serials, q.lowStock],
+      ),
+    ]);
+    const of = (serial: unknown) => {
+      let r = out.get(String(serial));
+      if (!r) out.set(String(serial), r = {});
+      return r;
     };
+    for (const r of sales) Object.assign(of(r.serial_no), { sales_count: r.n, sales_amount: r.amount });
+    for (const r of alerts) of(r.serial_no).alerts = r.n;
+    for (const r of low) of(r.serial_no).low_slots = r.n;
+    return out;
   }
 
   /** A machine's (or, with null, the fleet's) newest sales. */
