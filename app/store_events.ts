@@ -6,7 +6,7 @@
  * store gains later passes through untouched. An event is emitted only after its write is stored,
  * and built only while someone listens (presence is fed from heartbeats regardless).
  */
-import type { CommandAck, Store } from "../db/store.ts";
+import { type CommandAck, saleKey, type Store } from "../db/store.ts";
 import type { EventHub } from "../lib/event_hub.ts";
 import type { PresenceTracker } from "../lib/presence.ts";
 
@@ -46,9 +46,9 @@ export function observeStore(store: Store, hub: EventHub, presence?: PresenceTra
     async recordTransactions(rows: Parameters<Store["recordTransactions"]>[0]) {
       const outcome = await store.recordTransactions(rows);
       if (hub.active && outcome.applied.length > 0) {
-        const applied = new Set(outcome.applied);
+        const applied = new Set(outcome.applied.map(saleKey));
         for (const r of rows) {
-          if (!applied.has(r.transactionId)) continue;
+          if (!applied.has(saleKey(r))) continue;
           hub.emit({
             type: "sale",
             serial: r.serialNo,

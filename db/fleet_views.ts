@@ -65,7 +65,7 @@ export interface LogRow {
 }
 
 const ORDER: Record<FleetSort, string> = {
-  serial: "LOWER(serial_no)",
+  serial: "LOWER(SERIAL_TEXT)",
   last_heard: "last_heard_at",
   temperature: "temperature",
   sales: "sales_amount",
@@ -105,11 +105,14 @@ export class FleetViews {
   readonly #run: SqlRunner;
   readonly #time: (d: Date) => unknown;
   readonly #hourOf: string;
+  /** serial_no as text (MySQL keeps it VARBINARY, where LOWER and LIKE would compare bytes). */
+  readonly #serialText: string;
 
   constructor(dialect: "mysql" | "sqlite", run: SqlRunner) {
     this.#run = run;
     this.#time = dialect === "mysql" ? (d) => d : (d) => d.getTime();
     // Hours since the epoch, without the session's time zone getting in the way.
+    this.#serialText = dialect === "mysql" ? "CONVERT(serial_no USING utf8mb4)" : "serial_no";
     this.#hourOf = dialect === "mysql"
       ? "TIMESTAMPDIFF(HOUR, '1970-01-01 00:00:00', received_at)"
       : "(received_at / 3600000)";
@@ -120,7 +123,9 @@ export class FleetViews {
     const params: unknown[] = [];
     if (q.search) {
       const like = `%${q.search.toLowerCase().replace(/[!%_]/g, (c) => `!${c}`)}%`;
-      where.push(`(LOWER(serial_no) LIKE ? ESCAPE '!' OR LOWER(COALESCE(name, '')) LIKE ? ESCAPE '!')`);
+      where.push(
+        `(LOWER(${this.#serialText}) LIKE ? ESCAPE '!' OR LOWER(COALESCE(name, '')) LIKE ? ESCAPE '!')`,
+      );
       params.push(like, like);
     }
     if (q.filter === "online") {
@@ -132,7 +137,10 @@ export class FleetViews {
     }
     // Case-insensitive on both (MySQL's collation is, SQLite's BINARY is not), then exact for ties.
     const dir = q.desc ? "DESC" : "ASC";
-    const order = `${ORDER[q.sort]} ${dir}, LOWER(serial_no) ${dir}, serial_no ${dir}`;
+    const order = `${ORDER[q.sort]} ${dir}, LOWER(SERIAL_TEXT) ${dir}, serial_no ${dir}`.replaceAll(
+      "SERIAL_TEXT",
+      this.#serialText,
+    );
     const byAggregate = q.sort === "sales" || q.sort === "alerts" || q.sort === "low_stock" ||
       q.filter === "alerting" || q.filter === "low_stock";
     if (!byAggregate) {

@@ -31,6 +31,12 @@ export const EMBEDDED_MIGRATIONS: Readonly<Record<string, readonly EmbeddedMigra
       breakpoints: true,
       sql: "-- Hand-edited from drizzle-kit's output: one ALTER per table (one rebuild each), and the pair's\n-- unique key added in the same statement that drops the old ones, so transactions is never without\n-- a unique key. VARCHAR → VARBINARY keeps every row's bytes (utf8mb4 text becomes its UTF-8 bytes);\n-- binary comparison only tells apart values the old collation merged, so no existing row collides.\nALTER TABLE `machine_commands` MODIFY COLUMN `message_id` varbinary(64) NOT NULL, MODIFY COLUMN `serial_no` varbinary(64) NOT NULL;--> statement-breakpoint\nALTER TABLE `machine_logs` MODIFY COLUMN `serial_no` varbinary(64) NOT NULL;--> statement-breakpoint\nALTER TABLE `machine_slots` MODIFY COLUMN `serial_no` varbinary(64) NOT NULL;--> statement-breakpoint\nALTER TABLE `machines` MODIFY COLUMN `serial_no` varbinary(64) NOT NULL;--> statement-breakpoint\nALTER TABLE `transactions` MODIFY COLUMN `transaction_id` varbinary(256) NOT NULL, MODIFY COLUMN `serial_no` varbinary(64) NOT NULL, ADD CONSTRAINT `transactions_serial_no_transaction_id_unique` UNIQUE(`serial_no`,`transaction_id`), DROP INDEX `transactions_transaction_id_unique`, DROP INDEX `transactions_serial_no`;\n",
     },
+    {
+      tag: "0003_serious_zeigeist",
+      when: 1796313696379,
+      breakpoints: true,
+      sql: "CREATE INDEX `machine_logs_received_at` ON `machine_logs` (`received_at`);--> statement-breakpoint\nCREATE INDEX `transactions_received_at` ON `transactions` (`received_at`);",
+    },
   ],
   "sqlite": [
     {
@@ -50,6 +56,12 @@ export const EMBEDDED_MIGRATIONS: Readonly<Record<string, readonly EmbeddedMigra
       when: 1796311081595,
       breakpoints: true,
       sql: "-- Hand-edited from drizzle-kit's output: the pair's unique index first, then the old ones dropped\n-- (the migration runs in one transaction; existing rows, unique by id, are unique by pair).\nCREATE UNIQUE INDEX `transactions_serial_no_transaction_id_unique` ON `transactions` (`serial_no`,`transaction_id`);--> statement-breakpoint\nDROP INDEX `transactions_transaction_id_unique`;--> statement-breakpoint\nDROP INDEX `transactions_serial_no`;\n",
+    },
+    {
+      tag: "0003_aberrant_adam_destine",
+      when: 1796313697385,
+      breakpoints: true,
+      sql: "CREATE INDEX `machine_logs_received_at` ON `machine_logs` (`received_at`);--> statement-breakpoint\nCREATE INDEX `transactions_received_at` ON `transactions` (`received_at`);",
     },
   ],
 };
