@@ -7,7 +7,12 @@
  * id up to the first `:`; the gateway's own connections are left out.
  */
 import { SERIAL_NO } from "../contract/identity.ts";
-import type { MqttConnection } from "../mqtt/mqtt_connection.ts";
+
+/** What it needs of the gateway's connection (an `MqttConnection`). */
+export interface SysPresenceConnection {
+  onMessage(listener: (topic: string, payload: Uint8Array) => void): () => void;
+  subscribe(filters: readonly string[], qos?: 0 | 1 | 2): Promise<void>;
+}
 
 export const SYS_PRESENCE_TOPICS = [
   "$SYS/brokers/+/clients/+/connected",
@@ -46,7 +51,7 @@ export function parseSysPresence(
 
 /** Subscribes `connection` to the `$SYS` client events and hands each machine's to `onEvent`. */
 export async function watchSysPresence(
-  connection: MqttConnection,
+  connection: SysPresenceConnection,
   onEvent: (e: SysPresenceEvent) => void,
   ignoreUsernames: ReadonlySet<string>,
 ): Promise<() => void> {

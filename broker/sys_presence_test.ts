@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { parseSysPresence } from "./sys_presence.ts";
+import { FakeConnection } from "../tests/fakes/fake_connection.ts";
+import {
+  parseSysPresence,
+  SYS_PRESENCE_TOPICS,
+  type SysPresenceEvent,
+  watchSysPresence,
+} from "./sys_presence.ts";
 
 const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
 
@@ -29,4 +35,22 @@ Deno.test("sys presence: EMQX client events name the machine by username, else c
     parseSysPresence("$SYS/brokers/n/clients/M-3/connected", new Uint8Array([1, 2]), ignore)?.serial,
     "M-3",
   );
+});
+
+Deno.test("sys presence: the watcher subscribes to both event topics and hands on machines' events only", async () => {
+  const connection = new FakeConnection(true);
+  const seen: SysPresenceEvent[] = [];
+  const off = await watchSysPresence(connection, (e) => seen.push(e), new Set(["gateway"]));
+  assert.deepEqual(connection.subscriptions, [...SYS_PRESENCE_TOPICS]);
+  connection.deliver("machine/M-1/heartbeat", "{}");
+  connection.deliver("$SYS/brokers/n/clients/gw/connected", JSON.stringify({ username: "gateway" }));
+  connection.deliver(
+    "$SYS/brokers/n/clients/M-7/connected",
+    JSON.stringify({ username: "M-7", connected_at: 5 }),
+  );
+  connection.deliver("$SYS/brokers/n/clients/M-7/disconnected", JSON.stringify({ username: "M-7" }));
+  assert.deepEqual(seen.map((e) => `${e.serial}:${e.connected}`), ["M-7:true", "M-7:false"]);
+  off();
+  connection.deliver("$SYS/brokers/n/clients/M-8/connected", "{}");
+  assert.equal(seen.length, 2, "removed");
 });
