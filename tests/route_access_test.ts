@@ -7,6 +7,9 @@
  * see emqx_hooks.ts). `/mqtt/status` without a token answers only whether the broker is connected
  * (seed 000's check), and is 401 with a wrong one. Everything else, `/metrics` included, is 401
  * without the right token. A route added later is walked too, and must be listed here if it is to be public.
+ * The operator console (`/console/*`, and `/` that redirects there) has its own session, a signed cookie
+ * (http/console/console_auth.ts, tested in console_routes_test.ts): a bearer token signs nobody in, so
+ * without a cookie its pages redirect to the sign-in page and everything else is 401.
  */
 import assert from "node:assert/strict";
 import { Gateway } from "../app/gateway.ts";
@@ -19,6 +22,15 @@ const PUBLIC = new Set([
   "GET /docs",
   "POST /emqx/authn",
   "POST /emqx/authz",
+]);
+
+/** The console's routes anyone may call: the way in and what the sign-in page needs. */
+const CONSOLE_PUBLIC = new Set([
+  "GET /",
+  "GET /console/sign-in",
+  "POST /console/sign-in",
+  "GET /console/assets/:file",
+  "GET /console/lang/:lang",
 ]);
 
 const PARAMS: Record<string, string> = {
@@ -79,6 +91,14 @@ Deno.test("every route: public ones answer anyone, the rest are 401 without the 
       const wrong = await call(route, "not-the-api-token-0123456789");
       const right = await call(route, gateway.apiToken);
       seen.push(`${route}: ${none}/${wrong}/${right}`);
+      if (route === "GET /" || route.includes(" /console")) {
+        if (!CONSOLE_PUBLIC.has(route)) {
+          for (const status of [none, wrong, right]) {
+            assert.ok(status === 303 || status === 401, `${route} without a console session: ${status}`);
+          }
+        }
+        continue;
+      }
       assert.notEqual(right, 401, `${route} with the right token`);
       if (route === "GET /mqtt/status") {
         assert.equal(none, 200, `${route} answers its summary without a token`);
