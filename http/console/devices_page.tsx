@@ -8,6 +8,9 @@ import { Csrf, Layout, type View } from "./layout.tsx";
 
 type Proxy = ReturnType<DeviceService["proxies"]>[number];
 
+/** The seed's response_time is in seconds. */
+const ms = (seconds: number) => `${(seconds * 1000).toFixed(seconds < 0.01 ? 2 : 0)} ms`;
+
 export function DevicesPage(props: { v: View; proxies: Proxy[] | null; flash?: string }) {
   const { v } = props;
   const t = v.t;
@@ -35,8 +38,8 @@ export function DevicesPage(props: { v: View; proxies: Proxy[] | null; flash?: s
                   <dd>{p.last_checked_at?.replace("T", " ").slice(0, 19) ?? t("never")}</dd>
                   <dt>{t("response_time")}</dt>
                   <dd>
-                    {typeof p.last?.response_time === "number" ? `${p.last.response_time} ms` : "–"}
-                    {typeof avg === "number" ? ` (avg ${avg.toFixed(0)} ms)` : ""}
+                    {typeof p.last?.response_time === "number" ? ms(p.last.response_time) : "–"}
+                    {typeof avg === "number" ? ` (avg ${ms(avg)})` : ""}
                   </dd>
                   <dt>{t("failures")}</dt>
                   <dd>{p.history.consecutive_failures}</dd>
@@ -44,7 +47,9 @@ export function DevicesPage(props: { v: View; proxies: Proxy[] | null; flash?: s
                   <dd>
                     {recent.slice(-20).map((r) => (
                       <span
-                        title={`${r.at} ${r.status} ${r.response_time ?? ""}`}
+                        title={`${r.at} ${r.status} ${
+                          r.response_time === undefined ? "" : ms(r.response_time)
+                        }`}
                         class={r.status === "healthy" ? "dot on" : "dot"}
                       >
                       </span>
