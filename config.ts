@@ -61,6 +61,8 @@ const schema = {
   MQTT_LISTEN_PORT: int(0, 65535).default(2834),
   MQTT_ALLOW_ANONYMOUS: bool.default(false),
   MQTT_PRESENCE_EVENTS: bool.default(false),
+  MQTT_SERVICE_USERNAME: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "letters, digits, _ . - only").optional(),
+  MQTT_SERVICE_PASSWORD: z.string().min(16, "must be at least 16 characters").optional(),
   REDIS_URL: redisUrl.optional(),
   // Default: 1 with redis+sentinel:// (a failover must not lose acknowledged messages), else 0.
   REDIS_WAIT_REPLICAS: int(0, 16).optional(),
@@ -87,6 +89,8 @@ const schema = {
   GATEWAY_ROLES: z.string().default(ROLES.join(",")),
   GATEWAY_DRAIN_ON_STOP: bool.default(false),
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
+  LOG_FORMAT: z.enum(["text", "json"]).default("text"),
+  STARTUP_WAIT_SECONDS: positive.default(10),
   // Default: 128, or 80 when this process runs the embedded broker (see DEFAULT_HEAP_MB).
   GATEWAY_HEAP_MB: int(0, 65536).optional(),
   DEVICE_PROXIES: z.string().optional(),
@@ -103,6 +107,7 @@ const schema = {
 /** Variables whose value is a secret: an error never shows it, not even in part. */
 const SECRETS: ReadonlySet<string> = new Set([
   "MQTT_PASSWORD",
+  "MQTT_SERVICE_PASSWORD",
   "API_TOKEN",
   "EMQX_HOOK_SECRET",
   "EMQX_API_KEY",
@@ -138,6 +143,8 @@ export interface Config {
   mqtt: {
     /** External broker URL, or undefined to run the embedded broker. */
     url?: string;
+    /** The variable `url` came from (`MQTT_URL` or `MQTT_BROKER_HOST`), for messages. */
+    urlVariable: string;
     clientId: string;
     username: string;
     password: string;
@@ -160,6 +167,11 @@ export interface Config {
     allowAnonymous: boolean;
     /** Follow an external broker's `$SYS/brokers/+/clients/+/connected|disconnected` (EMQX). */
     presenceEvents: boolean;
+    /**
+     * A local service (the device service beside the embedded broker) the gateway's broker policy
+     * admits: it may publish and subscribe under `mcs/events/` and nothing else.
+     */
+    service?: { username: string; password: string };
   };
   redis: {
     url?: string;
@@ -211,6 +223,10 @@ export interface Config {
    */
   drainOnStop: boolean;
   logLevel: (typeof LOG_LEVELS)[number];
+  /** `text` (one readable line a record) or `json` (LogTape's JSON Lines, for log shippers). */
+  logFormat: "text" | "json";
+  /** How long the start waits for MySQL, Redis and an external broker to answer (`STARTUP_WAIT_SECONDS`). */
+  startupWaitMs: number;
   /**
    * V8's old-space limit for the gateway process, set by the launcher (`launcher/v8_flags.ts`); 0: V8's
    * own. Default 128, or 80 when the process runs the embedded broker.
@@ -265,10 +281,21 @@ export function loadConfig(env: Env): Config {
   if (r.EMQX_API_URL && (!r.EMQX_API_KEY || !r.EMQX_API_SECRET)) {
     throw new ConfigError("EMQX_API_URL", "needs EMQX_API_KEY and EMQX_API_SECRET (an EMQX API key)");
   }
+  if ((r.MQTT_SERVICE_USERNAME === undefined) !== (r.MQTT_SERVICE_PASSWORD === undefined)) {
+    const missing = r.MQTT_SERVICE_USERNAME === undefined ? "MQTT_SERVICE_USERNAME" : "MQTT_SERVICE_PASSWORD";
+    throw new ConfigError(missing, "set MQTT_SERVICE_USERNAME and MQTT_SERVICE_PASSWORD together");
+  }
+  if (r.MQTT_SERVICE_USERNAME !== undefined && r.MQTT_SERVICE_USERNAME === r.MQTT_USERNAME) {
+    throw new ConfigError(
+      "MQTT_SERVICE_USERNAME",
+      "must differ from MQTT_USERNAME (the gateway's own identity)",
+    );
+  }
 
   return {
     mqtt: {
       url: mqttUrl,
+      urlVariable: r.MQTT_URL ? "MQTT_URL" : "MQTT_BROKER_HOST",
       clientId: r.MQTT_CLIENT_ID,
       username: r.MQTT_USERNAME,
       password: r.MQTT_PASSWORD,
@@ -285,6 +312,9 @@ export function loadConfig(env: Env): Config {
       listenPort: r.MQTT_LISTEN_PORT,
       allowAnonymous: r.MQTT_ALLOW_ANONYMOUS,
       presenceEvents: r.MQTT_PRESENCE_EVENTS,
+      service: r.MQTT_SERVICE_USERNAME
+        ? { username: r.MQTT_SERVICE_USERNAME, password: r.MQTT_SERVICE_PASSWORD! }
+        : undefined,
     },
     redis: {
       url: r.REDIS_URL,
@@ -323,6 +353,8 @@ export function loadConfig(env: Env): Config {
     roles,
     drainOnStop: r.GATEWAY_DRAIN_ON_STOP,
     logLevel: r.LOG_LEVEL,
+    logFormat: r.LOG_FORMAT,
+    startupWaitMs: r.STARTUP_WAIT_SECONDS * 1000,
     heapMb: r.GATEWAY_HEAP_MB ?? defaultHeapMb(!mqttUrl && runsBroker(roles, proxies.length)),
     devices: {
       proxies,

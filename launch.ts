@@ -19,12 +19,14 @@
 import { ConfigError, loadConfig } from "./config.ts";
 import { permissionFlags } from "./launcher/permission_flags.ts";
 import { v8Flags } from "./launcher/v8_flags.ts";
+import { environment } from "./launcher/env_file.ts";
 
 const USAGE = "usage: launch.ts [--print-flags | [--dry-run] [--compile] <entry.ts|entry.js> [args...]]";
 const COMPILE_OUTPUT = "dist/star-cloud-gateway";
 
 async function launch(argv: string[]): Promise<number> {
-  const env = Deno.env.toObject();
+  // `.env`'s variables under the process's own: the tasks pass no --env-file (see env_file.ts).
+  const env = environment();
   let flags: string[];
   try {
     const config = loadConfig(env);
@@ -71,6 +73,7 @@ async function launch(argv: string[]): Promise<number> {
 
   const child = new Deno.Command(Deno.execPath(), {
     args: denoArgs,
+    env,
     stdin: "inherit",
     stdout: "inherit",
     stderr: "inherit",

@@ -8,15 +8,19 @@
  * (`Gateway.drain`). `main.ts --drain` (`deno task drain`) starts, drains and exits: run it with a
  * departed gateway's `MQTT_CLIENT_ID` to empty and end the session that gateway left behind.
  */
-import { configure, getConsoleSink, getLogger, getTextFormatter } from "@logtape/logtape";
+import { configure, getConsoleSink, getLogger, getTextFormatter, jsonLinesFormatter } from "@logtape/logtape";
 import { ConfigError, loadConfig } from "./config.ts";
 import { Gateway } from "./app/gateway.ts";
+import { environment } from "./launcher/env_file.ts";
+import { reasonOf } from "./app/service_check.ts";
+import { StartupError } from "./lib/errors.ts";
 
 async function main(args: readonly string[]): Promise<number> {
   const drainOnly = args.includes("--drain");
   let config;
   try {
-    config = loadConfig(Deno.env.toObject());
+    // `.env` too when this process may read it (`deno task dev`); the launcher passes it on otherwise.
+    config = loadConfig(environment());
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(`Configuration error: ${error.message}`);
@@ -25,7 +29,11 @@ async function main(args: readonly string[]): Promise<number> {
     throw error;
   }
   await configure({
-    sinks: { console: getConsoleSink({ formatter: getTextFormatter({ value: "bare" }) }) },
+    sinks: {
+      console: getConsoleSink({
+        formatter: config.logFormat === "json" ? jsonLinesFormatter : getTextFormatter({ value: "bare" }),
+      }),
+    },
     loggers: [
       { category: ["gateway"], lowestLevel: config.logLevel, sinks: ["console"] },
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["console"] },
@@ -58,9 +66,9 @@ async function main(args: readonly string[]): Promise<number> {
     }
     if (!config.http.apiToken && (config.roles.has("api") || config.roles.has("devices"))) {
       // Printed once, to the console only: set API_TOKEN to keep a token across restarts.
-      console.log(
-        `API_TOKEN was not set; this run's bearer token for /api/*, /mqtt/status and /metrics: ${gateway.apiToken}`,
-      );
+      const line =
+        `API_TOKEN was not set; this run's bearer token for /api/*, /mqtt/status and /metrics: ${gateway.apiToken}`;
+      console.log(config.logFormat === "json" ? JSON.stringify({ level: "INFO", message: line }) : line);
     }
     const server = Deno.serve({
       hostname: config.http.host,
@@ -77,7 +85,11 @@ async function main(args: readonly string[]): Promise<number> {
     await server.finished;
     return 0;
   } catch (error) {
-    log.fatal("Gateway failed: {error}", { error });
+    // One line per problem for whoever starts it; the stack only when asked for (LOG_LEVEL=debug).
+    if (error instanceof StartupError) {
+      for (const problem of error.problems) log.fatal(problem);
+    } else log.fatal("Gateway failed: {message}", { message: reasonOf(error) });
+    log.debug("{error}", { error });
     return 1;
   } finally {
     await gateway.close();

@@ -86,10 +86,12 @@ export class CommandCenter {
         store,
         cache: this.#redis ? new RedisCredentialCache(this.#redis) : undefined,
         gatewayUsername: config.mqtt.username,
+        serviceUsername: config.mqtt.service?.username,
       });
       this.brokerAuth = new MachineAuth({
         credentials: this.credentials,
         gateway: { username: config.mqtt.username, password: config.mqtt.password },
+        service: config.mqtt.service,
       });
     }
     if (roles.has("api") && roles.has("downlink")) this.#handoff = new CommandHandoff();

@@ -39,6 +39,8 @@ import { PresenceTracker } from "../lib/presence.ts";
 import { watchSysPresence } from "../broker/sys_presence.ts";
 import { type ConsoleApp, consoleRoutes } from "../http/console/console_routes.tsx";
 import { counterValues } from "../lib/metrics.ts";
+import { type ServiceCheck, untilAborted, waitForService } from "./service_check.ts";
+import { StartupError } from "../lib/errors.ts";
 
 const log = getLogger(["gateway"]);
 
@@ -133,8 +135,18 @@ export class Gateway {
         this.presence.close();
         this.hub.close();
       });
-      if (needsStore) await this.#openStore();
-      if (needsQueue) this.#openQueues();
+      // The services are waited for together, so every one that cannot be used is named at once.
+      const waits: Promise<void>[] = [];
+      if (needsStore) waits.push(this.#openStore());
+      if (needsQueue) waits.push(this.#openQueues());
+      // Only whether the broker answers: the gateway's own connection waits until the uplink's
+      // handlers are in place (a persistent session delivers its queued messages at CONNACK).
+      if (needsBroker && !embeddedBroker) waits.push(this.#probeExternalBroker());
+      const failed = (await Promise.allSettled(waits)).filter((r) => r.status === "rejected");
+      if (failed.length > 0) {
+        const reasons = failed.map((r) => (r as PromiseRejectedResult).reason);
+        throw new StartupError(reasons.map((e) => (e as Error).message), { cause: reasons[0] });
+      }
       // Commands, machine credentials and the HTTP API; built before the broker, whose auth it provides.
       const commands = new CommandCenter({
         config,
@@ -147,10 +159,15 @@ export class Gateway {
         events: { hub: this.hub, signal: this.#streams.signal },
       });
       this.#commands = commands;
-      const mqttOptions = needsBroker ? await this.#connectBroker(commands, embeddedBroker) : undefined;
+      const mqttOptions = embeddedBroker
+        ? await this.#connectEmbeddedBroker(commands)
+        : needsBroker
+        ? await this.#openExternalConnection()
+        : undefined;
       if (roles.has("worker")) this.#startWorkers();
       if (roles.has("uplink")) await this.#startUplinks(mqttOptions!);
       if (devicesOn) await this.#startDevices();
+      if (needsBroker && !embeddedBroker) await this.#connectedToExternalBroker();
       else if (roles.has("devices") && roles.size === 1) {
         log.warn("Role devices has no proxies to check: set DEVICE_PROXIES or DEVICE_PROXIES_FILE");
       }
@@ -218,16 +235,24 @@ export class Gateway {
   }
 
   async #openStore(): Promise<void> {
-    const raw = openStore(this.config.database);
+    const { database } = this.config;
+    const raw = openStore(database);
     // Every write also feeds the live events and presence (app/store_events.ts).
     const store = observeStore(raw, this.hub, this.presence);
     this.#store = store;
     this.#onClose("store", () => store.close());
-    await store.migrate();
+    if (store.dialect === "mysql") {
+      await this.#waitFor({
+        service: "MySQL",
+        variable: "DATABASE_URL",
+        url: database.url!,
+        attempt: (signal) => untilAborted(store.migrate(), signal),
+      });
+    } else await store.migrate();
     log.info("Database ready ({dialect})", { dialect: store.dialect });
   }
 
-  #openQueues(): void {
+  async #openQueues(): Promise<void> {
     const { config } = this;
     const queues = openQueueBackend({
       redisUrl: config.redis.url,
@@ -243,46 +268,105 @@ export class Gateway {
     this.#outgoing = outgoing;
     this.metrics.watchQueueDepth(incoming.name, () => incoming.depth());
     this.metrics.watchQueueDepth(outgoing.name, () => outgoing.depth());
+    if (queues.kind === "redis") {
+      await this.#waitFor({
+        service: "Redis",
+        variable: "REDIS_URL",
+        url: config.redis.url!,
+        // ioredis keeps the PING until it is connected: the last connection error says why not.
+        attempt: (signal) => untilAborted(queues.ping(), signal),
+        lastReason: () => queues.lastError(),
+      });
+    }
   }
 
-  /** Starts the embedded broker when no `MQTT_URL` is set, then the gateway's own connection. */
-  async #connectBroker(commands: CommandCenter, embeddedBroker: boolean): Promise<MqttConnectionOptions> {
+  #waitFor(check: ServiceCheck): Promise<void> {
+    return waitForService(check, this.config.startupWaitMs, this.signal);
+  }
+
+  #connectionOptions(broker: { url: string; username: string; password: string }): MqttConnectionOptions {
     const { config } = this;
-    const broker = embeddedBroker
-      ? await this.#startEmbeddedBroker(commands)
-      : { url: config.mqtt.url!, username: config.mqtt.username, password: config.mqtt.password };
-    const mqttOptions: MqttConnectionOptions = {
+    return {
       url: broker.url,
       clientId: config.mqtt.clientId,
       username: broker.username,
       password: broker.password,
       keepalive: config.mqtt.keepalive,
       // aedes speaks MQTT 3.1.1 only.
-      protocolVersion: embeddedBroker ? 4 as const : config.mqtt.protocolVersion,
+      protocolVersion: config.mqtt.url ? config.mqtt.protocolVersion : 4,
       clean: false,
       sessionExpiry: config.mqtt.sessionExpiry,
       reconnectDelayMs: config.mqtt.reconnectDelayMs,
       reconnectMaxDelayMs: config.mqtt.reconnectMaxDelayMs,
     };
-    const connection = new MqttConnection(mqttOptions, this.metrics);
+  }
+
+  /** Whether something answers at `MQTT_URL`'s host and port (TCP), for the start's service checks. */
+  #probeExternalBroker(): Promise<void> {
+    const url = new URL(this.config.mqtt.url!);
+    const ports: Record<string, number> = {
+      "mqtt:": 1883,
+      "tcp:": 1883,
+      "mqtts:": 8883,
+      "ws:": 80,
+      "wss:": 443,
+    };
+    const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
+    const port = Number(url.port) || ports[url.protocol] || 1883;
+    return this.#waitFor({
+      service: "the MQTT broker",
+      variable: this.config.mqtt.urlVariable,
+      url: url.href,
+      attempt: async (signal) => (await Deno.connect({ hostname, port, signal })).close(),
+    });
+  }
+
+  /** The gateway's connection to `MQTT_URL`; connects in the background (see below). */
+  async #openExternalConnection(): Promise<MqttConnectionOptions> {
+    const { mqtt: m } = this.config;
+    const options = this.#connectionOptions({ url: m.url!, username: m.username, password: m.password });
+    const connection = new MqttConnection(options, this.metrics);
     this.#connection = connection;
     this.#onClose("mqtt", () => connection.close(false, { endSession: this.#drained }));
-    if (!embeddedBroker && config.mqtt.presenceEvents) {
+    if (m.presenceEvents) {
       const off = await watchSysPresence(
         connection,
         (e) => this.presence.brokerEvent(e.serial, e.connected, e.at),
-        new Set([config.mqtt.username].filter(Boolean)),
+        new Set([m.username].filter(Boolean)),
       );
       this.#onClose("presence events", off);
     }
-    if (embeddedBroker) {
-      // Subscribe for real (not just on a later connect) before machines are let in.
-      await connection.waitConnected(AbortSignal.any([this.signal, AbortSignal.timeout(10_000)])).catch(
-        (error) => {
-          throw new Error(`Cannot connect to the embedded MQTT broker at ${broker.url}`, { cause: error });
-        },
-      );
-    }
+    return options;
+  }
+
+  /** Once the handlers are registered: the broker accepted the gateway (or one line says why not). */
+  async #connectedToExternalBroker(): Promise<void> {
+    const connection = this.#connection!;
+    await this.#waitFor({
+      service: "the MQTT broker",
+      variable: this.config.mqtt.urlVariable,
+      credentials: "MQTT_USERNAME and MQTT_PASSWORD",
+      url: this.config.mqtt.url!,
+      attempt: (signal) => connection.waitConnected(signal),
+      lastReason: () => connection.status().lastError,
+    }).catch((error) => {
+      throw new StartupError([(error as Error).message], { cause: error });
+    });
+  }
+
+  /** Starts the embedded broker, then the gateway's own connection to it. */
+  async #connectEmbeddedBroker(commands: CommandCenter): Promise<MqttConnectionOptions> {
+    const broker = await this.#startEmbeddedBroker(commands);
+    const mqttOptions = this.#connectionOptions(broker);
+    const connection = new MqttConnection(mqttOptions, this.metrics);
+    this.#connection = connection;
+    this.#onClose("mqtt", () => connection.close(false, { endSession: this.#drained }));
+    // Subscribe for real (not just on a later connect) before machines are let in.
+    await connection.waitConnected(AbortSignal.any([this.signal, AbortSignal.timeout(10_000)])).catch(
+      (error) => {
+        throw new Error(`Cannot connect to the embedded MQTT broker at ${broker.url}`, { cause: error });
+      },
+    );
     return mqttOptions;
   }
 

@@ -51,3 +51,24 @@ Deno.test("machineTopics lists exactly the topics a machine may use", () => {
     subscribe: ["machine/M-001/command"],
   });
 });
+
+Deno.test("service ACL: publish and subscribe under mcs/events/ only, never a machine's topics", () => {
+  const svc = { username: "devices", gateway: false, service: true };
+  const cases: [string, string, boolean][] = [
+    ["publish", "mcs/events/ProxyService/status/1", true],
+    ["publish", "mcs/events/deviceService/start", true],
+    ["subscribe", "mcs/events/ProxyService/status/+", true],
+    ["subscribe", "mcs/events/#", true],
+    ["publish", "mcs/events/#", false],
+    ["publish", "machine/M-001/heartbeat", false],
+    ["publish", "machine/M-001/command", false],
+    ["subscribe", "machine/+/command", false],
+    ["subscribe", "#", false],
+    ["subscribe", "$share/g/mcs/events/#", false],
+    ["publish", "mcs/eventsX", false],
+    ["all", "mcs/events/x", false],
+  ];
+  for (const [action, topic, expected] of cases) {
+    assert.equal(isTopicAllowed(svc, action, topic), expected, `${action} ${topic}`);
+  }
+});

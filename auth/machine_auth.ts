@@ -7,6 +7,8 @@
  * - a machine connects with username = its serial_no and password = its current token, and a
  *   client id that is its serial_no or starts with `{serial_no}:` (so no machine can take over
  *   another client's session, the gateway's included);
+ * - a local service (`MQTT_SERVICE_USERNAME` / `MQTT_SERVICE_PASSWORD`) connects with any client id
+ *   and uses only the service topics;
  * - topics follow `machine_acl.ts`; everything else is denied.
  */
 import { SERIAL_NO } from "../contract/identity.ts";
@@ -19,6 +21,8 @@ export interface MachineAuthOptions {
   credentials: Pick<MachineCredentials, "verify">;
   /** The gateway's own identity; an empty username or password disables it. */
   gateway: { username: string; password: string };
+  /** A local service's identity (`MQTT_SERVICE_USERNAME`), if any. */
+  service?: { username: string; password: string };
 }
 
 const DENY: AuthnResult = { ok: false, superuser: false };
@@ -34,7 +38,14 @@ export class MachineAuth implements BrokerAuth {
     return this.#o.gateway.username !== "" && username === this.#o.gateway.username;
   }
 
+  #isService(username: string): boolean {
+    return this.#o.service !== undefined && username === this.#o.service.username;
+  }
+
   async authenticate(username: string, password: string, clientId: string): Promise<AuthnResult> {
+    if (this.#isService(username)) {
+      return { ok: constantTimeEqual(password ?? "", this.#o.service!.password), superuser: false };
+    }
     if (this.#isGateway(username)) {
       const expected = this.#o.gateway.password;
       const ok = expected !== "" && constantTimeEqual(password ?? "", expected);
@@ -47,6 +58,12 @@ export class MachineAuth implements BrokerAuth {
   }
 
   authorize(username: string, action: MqttAction, topic: string): Promise<boolean> {
-    return Promise.resolve(isTopicAllowed({ username, gateway: this.#isGateway(username) }, action, topic));
+    return Promise.resolve(
+      isTopicAllowed(
+        { username, gateway: this.#isGateway(username), service: this.#isService(username) },
+        action,
+        topic,
+      ),
+    );
   }
 }

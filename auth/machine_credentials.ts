@@ -37,6 +37,8 @@ export interface MachineCredentialsOptions {
   cache?: CredentialCache;
   /** The gateway's own MQTT username: no machine may take it. */
   gatewayUsername?: string;
+  /** A local service's MQTT username (`MQTT_SERVICE_USERNAME`): no machine may take it either. */
+  serviceUsername?: string;
   now?: () => Date;
 }
 
@@ -56,6 +58,9 @@ export class MachineCredentials {
     this.#checkSerial(serialNo);
     if (this.#o.gatewayUsername && serialNo === this.#o.gatewayUsername) {
       throw new ConflictError(`Cannot issue a token for ${serialNo}: it is the gateway's own MQTT username`);
+    }
+    if (this.#o.serviceUsername && serialNo === this.#o.serviceUsername) {
+      throw new ConflictError(`Cannot issue a token for ${serialNo}: it is a service's MQTT username`);
     }
     const token = randomBytes(32).toString("base64url");
     const hash = hashToken(token);

@@ -53,6 +53,21 @@ export interface TransactionOutcome {
   applied: SaleKey[];
   /** Sales already recorded before, or repeated in the batch: nothing changed. */
   duplicates: SaleKey[];
+  /**
+   * Slots whose stock was known (a `machine_slots` row) and smaller than what these sales took from
+   * them: a machine cannot sell from an empty slot, so the sales are recorded (stock goes below 0)
+   * and the caller raises an alert. A slot without a row, or already below 0, has no known stock and
+   * is not listed (an unstocked slot would otherwise alert on every sale).
+   */
+  emptySlots?: EmptySlotSale[];
+}
+
+export interface EmptySlotSale {
+  serialNo: string;
+  slotNo: number;
+  stockBefore: number;
+  sold: number;
+  transactionIds: string[];
 }
 
 export interface MachineSummary {

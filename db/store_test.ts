@@ -143,7 +143,11 @@ const cases: Record<string, Case> = {
     const t1 = uniqueId("T");
     const first = await store.recordTransactions([sale(t1, serial, 5), sale(t1, serial, 5)]);
     const key = { serialNo: serial, transactionId: t1 };
-    assert.deepEqual(first, { applied: [key], duplicates: [key] });
+    assert.deepEqual(
+      first,
+      { applied: [key], duplicates: [key], emptySlots: [] },
+      "no known stock: no alert",
+    );
     const second = await store.recordTransactions([sale(t1, serial, 5)]);
     assert.deepEqual(second, { applied: [], duplicates: [key] });
     assert.deepEqual(await stockOf(store, serial), { 5: -1 });
@@ -157,6 +161,19 @@ const cases: Record<string, Case> = {
     assert.equal(Number(rows[0]!.amount), 35.5);
     const m = await store.getMachine(serial);
     assert.equal(m?.registered, false, "an unknown serial becomes an unregistered machine");
+
+    // The back office restocks slot 5 with 1 item: a sale of 2 from it is recorded and reported as
+    // from an empty slot; slot 6 (no row) and slot 5 once below 0 stay quiet.
+    await f.exec("UPDATE machine_slots SET stock = 1 WHERE serial_no = ? AND slot_no = 5", [serial]);
+    const [t2, t3, t4] = [uniqueId("T"), uniqueId("T"), uniqueId("T")];
+    const third = await store.recordTransactions([sale(t2, serial, 5, 2), sale(t3, serial, 6)]);
+    assert.deepEqual(third.emptySlots, [
+      { serialNo: serial, slotNo: 5, stockBefore: 1, sold: 2, transactionIds: [t2] },
+    ]);
+    assert.equal(third.applied.length, 2, "recorded all the same");
+    const fourth = await store.recordTransactions([sale(t4, serial, 5)]);
+    assert.deepEqual(fourth.emptySlots, [], "already below 0: no second alert");
+    assert.deepEqual(await stockOf(store, serial), { 5: -2, 6: -1 });
   },
 
   "two machines' sales with the same transaction_id are two sales; each machine's redelivery counts once":
@@ -437,6 +454,30 @@ const cases: Record<string, Case> = {
     assert.equal((await store.listCommands(serial, 2)).length, 2);
     assert.equal(await store.getCommand("MSG_NONE"), null);
   },
+
+  "commands: an ack received in the second of its PUBACK is not recorded before it (sent_at <= acked_at)":
+    async (
+      store,
+    ) => {
+      const serial = uniqueId("M-");
+      await store.createCommand({
+        messageId: "MSG_MS",
+        serialNo: serial,
+        command: "dispense",
+        payload: {},
+        source: "api",
+        createdAt: at("2026-04-14T01:00:35.900Z"),
+        expiresAt: at("2026-04-14T02:00:00Z"),
+      });
+      await store.markCommandsSent(["MSG_MS"], at("2026-04-14T01:00:36.188Z"));
+      // The job's received_at is the contract's whole second: 36.000 for an ack that came at 36.4.
+      const ack = { messageId: "MSG_MS", serialNo: serial, detail: {}, at: at("2026-04-14T01:00:36Z") };
+      assert.deepEqual(await store.recordCommandAcks([{ ...ack, status: "succeeded" }]), ["applied"]);
+      const c = await store.getCommand("MSG_MS");
+      assert.equal(c?.sentAt?.toISOString(), "2026-04-14T01:00:36.188Z", "milliseconds kept");
+      assert.equal(c?.ackedAt?.toISOString(), "2026-04-14T01:00:36.188Z");
+      assert.ok(c!.updatedAt >= c!.sentAt!);
+    },
 
   "commands: expiry ends every due command, however many, and leaves the rest": async (store) => {
     const serial = uniqueId("M-");

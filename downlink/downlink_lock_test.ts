@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
+import { SERVICES } from "../tests/support.ts";
 import { Redis } from "ioredis";
 import { RedisDownlinkLock } from "./downlink_lock.ts";
 
 Deno.test("downlink lock: one holder at a time; the other takes over after release", async () => {
-  const redis = new Redis("redis://127.0.0.1:6379/0");
+  const redis = new Redis(SERVICES.redis);
   const queue = `test:lock:${crypto.randomUUID()}`;
   const a = new RedisDownlinkLock(redis, queue, "a", 600);
   const b = new RedisDownlinkLock(redis, queue, "b", 600);
@@ -31,7 +32,7 @@ Deno.test("downlink lock: one holder at a time; the other takes over after relea
 });
 
 Deno.test("downlink lock: acquire gives up when the signal aborts", async () => {
-  const redis = new Redis("redis://127.0.0.1:6379/0");
+  const redis = new Redis(SERVICES.redis);
   const queue = `test:lock:${crypto.randomUUID()}`;
   const a = new RedisDownlinkLock(redis, queue, "a", 5000);
   const b = new RedisDownlinkLock(redis, queue, "b", 5000);
@@ -49,7 +50,7 @@ Deno.test("downlink lock: acquire gives up when the signal aborts", async () => 
 });
 
 Deno.test("downlink lock: an older gateway's lock (Q:leader, no hash tag) keeps us standing by, and ours keeps it out", async () => {
-  const redis = new Redis("redis://127.0.0.1:6379/0");
+  const redis = new Redis(SERVICES.redis);
   const queue = `test:lock:${crypto.randomUUID()}`;
   const a = new RedisDownlinkLock(redis, queue, "a", 5000);
   try {

@@ -14,11 +14,17 @@ export function mountDocs(app: OpenAPIHono, info: { version: string }): void {
     scheme: "bearer",
     description: "API_TOKEN (printed once at start when not set)",
   });
-  const plain = (path: string, summary: string, description: string, type = "application/json") =>
+  const plain = (
+    path: string,
+    summary: string,
+    description: string,
+    type = "application/json",
+    tag = "health",
+  ) =>
     app.openAPIRegistry.registerPath({
       method: "get",
       path,
-      tags: ["health"],
+      tags: [tag],
       summary,
       responses: {
         200: {
@@ -33,6 +39,8 @@ export function mountDocs(app: OpenAPIHono, info: { version: string }): void {
   plain("/readyz", "Broker, queue and database reachable", "Ready (503 with the failing checks otherwise)");
   plain("/mqtt/status", "Broker connection, subscriptions, counters, queue depths", "Status");
   plain("/metrics", "Prometheus metrics", "Prometheus text format", "text/plain");
+  plain("/openapi.json", "This document (OpenAPI 3)", "The OpenAPI document", "application/json", "docs");
+  plain("/docs", "This document as a readable page (self-contained)", "HTML page", "text/html", "docs");
 
   app.doc("/openapi.json", {
     openapi: "3.0.3",

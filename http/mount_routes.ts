@@ -10,6 +10,8 @@ import type { Metrics } from "../lib/metrics.ts";
 import { type ApiGuardOptions, guardApi } from "./middleware/api_guard.ts";
 import { type Check, healthRoutes } from "./routes/health.ts";
 import { proxyRoutes } from "./routes/proxies.ts";
+import { mountDocs } from "./docs.ts";
+import { apiApp } from "./openapi.ts";
 
 export interface MountedParts {
   connection?: { readonly connected: boolean; readonly broker: string; readonly state?: string };
@@ -46,5 +48,20 @@ export function mountRoutes(app: Hono, parts: MountedParts): void {
   // Before the routes it protects: Hono applies middleware only to routes registered after it.
   guardApi(app, parts.guard);
   if (parts.api) app.route("/", parts.api);
-  if (parts.devices) app.route("/", proxyRoutes(parts.devices));
+  if (parts.devices) {
+    const proxies = proxyRoutes(parts.devices);
+    // One document for every route served: the proxies join the API's, or have it to themselves.
+    const docs = parts.api ?? docsApp(app);
+    // OpenAPIHono.route() copies the sub-app's definitions into the document's registry.
+    docs.route("/", proxies);
+    app.route("/", proxies);
+  }
+}
+
+/** `/openapi.json` and `/docs` for a process without the `api` role. */
+function docsApp(app: Hono): OpenAPIHono {
+  const docs = apiApp();
+  mountDocs(docs, { version: "1" });
+  app.route("/", docs);
+  return docs;
 }

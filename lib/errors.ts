@@ -60,3 +60,14 @@ export class RequestTimeoutError extends GatewayError {
   override readonly code = "request_timeout";
   override name = "RequestTimeoutError";
 }
+
+/**
+ * A service the gateway needs at start (database, queue, broker) cannot be used. `problems` has one
+ * line per service, each saying what, where and what to check; `main.ts` prints them and exits 1.
+ */
+export class StartupError extends Error {
+  override name = "StartupError";
+  constructor(readonly problems: readonly string[], options?: ErrorOptions) {
+    super(problems.join("\n"), options);
+  }
+}

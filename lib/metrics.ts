@@ -4,6 +4,8 @@
  * tests that build several do not share counters). `/metrics` prints them; `/mqtt/status` reads them.
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import denoJson from "../deno.json" with { type: "json" };
+import { registerProcessMetrics } from "./process_metrics.ts";
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
@@ -17,6 +19,7 @@ export function createMetrics() {
   const registry = new Registry();
   const registers = [registry];
   const depthSources = new Map<string, DepthSource>();
+  registerProcessMetrics(registry, { version: denoJson.version });
   const m = {
     registry,
     /** Reads this queue's depth on every scrape (`gateway_queue_depth`). */

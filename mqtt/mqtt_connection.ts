@@ -97,10 +97,15 @@ export class MqttConnection {
   #windowStream?: unknown;
   /** performance.now() of the last message the broker delivered (any QoS). */
   #lastArrival = 0;
+  /** Starts as configured; 5 falls back to 4 when the broker refuses MQTT 5 (aedes, mosquitto 1.x). */
+  #protocolVersion: 4 | 5;
+  /** The next reconnect is the 3.1.1 retry: at once, not after the backoff. */
+  #fallback = false;
 
   constructor(options: MqttConnectionOptions, metrics?: Metrics) {
     this.#options = options;
     this.#metrics = metrics;
+    this.#protocolVersion = options.protocolVersion;
     const clientOptions: IClientOptions = {
       clientId: options.clientId,
       username: options.username || undefined,
@@ -130,7 +135,7 @@ export class MqttConnection {
       if (packet.qos === 1) return this.#onQos1(packet, callback);
       // mqtt.js calls customHandleAcks on MQTT 5 only; on 3.1.1 a QoS 2 message's PUBCOMP waits
       // for handleMessage's callback instead, so the same handlers hold it back there.
-      if (packet.qos === 2 && options.protocolVersion !== 5) {
+      if (packet.qos === 2 && this.#protocolVersion !== 5) {
         return this.#onAckable(packet.topic, packet.payload as Uint8Array, packet, () => callback());
       }
       callback();
@@ -170,6 +175,7 @@ export class MqttConnection {
     });
     this.client.on("error", (error) => {
       this.#lastError = error.message;
+      if (this.#refusedVersion(error)) return;
       log.warn("MQTT {name}: {message}", { name: this.name, message: error.message });
     });
     this.client.on("close", () => this.#onClose());
@@ -199,7 +205,7 @@ export class MqttConnection {
       connected: this.client.connected,
       broker: this.broker,
       clientId: this.#options.clientId,
-      protocolVersion: this.#options.protocolVersion,
+      protocolVersion: this.#protocolVersion,
       subscriptions: [...this.#subscriptions.keys()],
       subscribed: this.#subscribed,
       connectedAt: this.#connectedAt?.toISOString() ?? null,
@@ -295,7 +301,7 @@ export class MqttConnection {
     await this.client.publishAsync(topic, payload as string, {
       qos: options.qos ?? 1,
       retain: options.retain,
-      properties: this.#options.protocolVersion === 5 && expiry !== undefined
+      properties: this.#protocolVersion === 5 && expiry !== undefined
         ? { messageExpiryInterval: Math.max(1, Math.ceil(expiry)) }
         : undefined,
     });
@@ -314,7 +320,7 @@ export class MqttConnection {
       clearTimeout(this.#reconnectTimer);
       this.#listeners.clear();
       this.#metrics?.brokerConnected.set({ client: this.name }, 0);
-      const v5 = this.#options.protocolVersion === 5;
+      const v5 = this.#protocolVersion === 5;
       const disconnect = endSession && v5 && this.client.connected
         ? { properties: { sessionExpiryInterval: 0 } }
         : {};
@@ -414,7 +420,7 @@ export class MqttConnection {
     this.#subscribed = this.#subscriptions.size === 0;
     if (this.#subscriptions.size === 0) return;
     // MQTT 5 rh=1: retained messages only for a subscription the broker did not have any more.
-    const rh = again && this.#options.protocolVersion === 5 ? { rh: 1 } : {};
+    const rh = again && this.#protocolVersion === 5 ? { rh: 1 } : {};
     const topics = Object.fromEntries([...this.#subscriptions].map(([f, qos]) => [f, { qos, ...rh }]));
     this.client.subscribeAsync(topics).then((granted) => {
       this.#subscribed = this.#checkGranted(granted);
@@ -442,6 +448,27 @@ export class MqttConnection {
     return ok;
   }
 
+  /**
+   * A broker that speaks only MQTT 3.1.1 answers an MQTT 5 CONNECT with return code 1 ("unacceptable
+   * protocol version"; 0x84 from one that parsed it as 5): the next connect, at once, is 3.1.1.
+   * Session expiry and message expiry are MQTT 5 only; the session is kept with `clean: false`.
+   */
+  #refusedVersion(error: Error): boolean {
+    const code = (error as { code?: unknown }).code;
+    if (this.#protocolVersion !== 5 || (code !== 1 && code !== 0x84)) return false;
+    this.#protocolVersion = 4;
+    const options = this.client.options as IClientOptions;
+    options.protocolVersion = 4;
+    options.properties = undefined;
+    this.#failures = 0;
+    this.#fallback = true;
+    log.info("MQTT {name}: {broker} refused MQTT 5; connecting with MQTT 3.1.1", {
+      name: this.name,
+      broker: this.broker,
+    });
+    return true;
+  }
+
   #onClose(): void {
     this.#dropWindow();
     if (this.#state === "closed") return;
@@ -454,13 +481,14 @@ export class MqttConnection {
     this.#metrics?.brokerConnected.set({ client: this.name }, 0);
     if (this.#reconnectTimer !== undefined) return;
     this.#failures++;
-    const delay = backoffDelay(
+    const delay = this.#fallback ? 0 : backoffDelay(
       this.#failures,
       this.#options.reconnectDelayMs,
       this.#options.reconnectMaxDelayMs,
     );
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = undefined;
+      this.#fallback = false;
       if (this.#state === "closed") return;
       this.#reconnects++;
       // Keep the stores: QoS 1 messages not yet acknowledged by the broker are sent again.

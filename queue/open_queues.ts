@@ -15,6 +15,8 @@ export interface QueueBackend {
   /** A consumer of `name`; `consumer` must be stable across restarts of the same process slot. */
   queue(name: string, consumer: string): ReliableQueue;
   ping(): Promise<void>;
+  /** The last connection error of the backend, or null (Redis; SQLite has none). */
+  lastError(): string | null;
   close(): Promise<void>;
 }
 
@@ -32,7 +34,10 @@ export function openQueueBackend(o: QueueBackendOptions): QueueBackend {
     maxRetriesPerRequest: null,
     retryStrategy: (times) => Math.min(times * 200, 5000),
   });
-  redis.on("error", () => {}); // reported by ping() and the callers; ioredis reconnects itself
+  // Reported by ping() and the callers; ioredis reconnects itself.
+  let lastError: string | null = null;
+  redis.on("error", (error: Error) => void (lastError = error.message));
+  redis.on("ready", () => void (lastError = null));
   const queues: RedisQueue[] = [];
   let closed: Promise<void> | undefined;
   return {
@@ -45,10 +50,13 @@ export function openQueueBackend(o: QueueBackendOptions): QueueBackend {
     async ping() {
       await redis.ping();
     },
+    lastError: () => lastError,
     close() {
       closed ??= (async () => {
         await Promise.allSettled(queues.map((q) => q.close()));
-        await redis.quit().catch(() => redis.disconnect());
+        // QUIT waits for a connection that may never come (Redis down): then just drop it.
+        if (redis.status === "ready") await redis.quit().catch(() => redis.disconnect());
+        else redis.disconnect();
       })();
       return closed;
     },
@@ -70,6 +78,7 @@ function openSqliteBackend(path: string): QueueBackend {
       db.prepare("SELECT 1").get();
       return Promise.resolve();
     },
+    lastError: () => null,
     close() {
       closed ??= (async () => {
         await Promise.allSettled(queues.map((q) => q.close()));

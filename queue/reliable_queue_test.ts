@@ -5,6 +5,7 @@
  * (a file in a temporary directory), so the embedded queue cannot drift from the production one.
  */
 import assert from "node:assert/strict";
+import { SERVICES } from "../tests/support.ts";
 import { join } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
 import { Redis } from "ioredis";
@@ -15,7 +16,7 @@ import { RedisQueue } from "./redis/redis_queue.ts";
 import type { Lease, ReliableQueue } from "./reliable_queue.ts";
 import { SqliteQueue } from "./sqlite/sqlite_queue.ts";
 
-const REDIS_URL = "redis://127.0.0.1:6379/0";
+const REDIS_URL = SERVICES.redis;
 
 interface Harness {
   readonly name: string;

@@ -10,8 +10,9 @@ import mqtt, { type MqttClient } from "mqtt";
 import { loadConfig } from "../config.ts";
 import { refusedUrl, startStandIn } from "./fakes/proxy_stand_in.ts";
 import { Gateway } from "../app/gateway.ts";
+import { SERVICES } from "./support.ts";
 
-const SHARED_BROKER = "mqtt://127.0.0.1:1883";
+const SHARED_BROKER = SERVICES.mqtt;
 const SEED_FIELDS = ["message", "proxyid", "status", "proxyServiceAlive", "proxyServiceStart"];
 
 type Json = Record<string, unknown>;
@@ -341,6 +342,8 @@ class PrivateBroker {
         "persistence true",
         `persistence_location ${dir}/`,
         "log_dest none",
+        // Root without the right to switch users (a user namespace, `unshare -r`) stays root.
+        ...(Deno.uid() === 0 ? ["user root"] : []),
       ].join("\n") + "\n",
     );
     return new PrivateBroker(port, dir);

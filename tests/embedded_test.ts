@@ -14,7 +14,7 @@ import mqtt, { type MqttClient } from "mqtt";
 import { loadConfig } from "../config.ts";
 import { Gateway } from "../app/gateway.ts";
 import { SqliteQueue } from "../queue/sqlite/sqlite_queue.ts";
-import { uniqueId, waitFor } from "./support.ts";
+import { SERVICES, uniqueId, waitFor } from "./support.ts";
 
 const API_TOKEN = "embedded-test-api-token-0123";
 
@@ -310,7 +310,7 @@ Deno.test("embedded mode: setting one variable swaps one backend, without code c
   const dataDir = await Deno.makeTempDir({ prefix: "gw_embedded_" });
   const prefix = uniqueId("test:");
   const gateway = new Gateway(embeddedConfig(dataDir, uniqueId("gw-"), {
-    REDIS_URL: "redis://127.0.0.1:6379/0",
+    REDIS_URL: SERVICES.redis,
     MQTT_INCOMING_QUEUE: `${prefix}:in`,
     MQTT_OUTGOING_QUEUE: `${prefix}:out`,
   }));

@@ -68,7 +68,7 @@ export class LaunchedGateway implements AsyncDisposable {
       ],
       cwd: options.cwd,
       clearEnv: true,
-      env: { ...baseEnv(), ...options.env },
+      env: { ...baseEnv(), GATEWAY_ENV_FILE: "", ...options.env },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",

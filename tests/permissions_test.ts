@@ -107,9 +107,9 @@ Deno.test("inside the computed set: addresses, files, variables, programs and OS
   const otherPort = freePort();
   const probes = {
     // in the set
-    "connect:127.0.0.1:6379": "ok",
-    "nodeconnect:127.0.0.1:3306": "ok",
-    "nodeconnect:127.0.0.1:1883": "ok",
+    [`connect:${new URL(SERVICES.redis).host}`]: "ok",
+    [`nodeconnect:${new URL(SERVICES.mysqlAdmin).host}`]: "ok",
+    [`nodeconnect:${new URL(SERVICES.mqtt).host}`]: "ok",
     [`write:${join(dataDir, "probe.txt")}`]: "ok",
     [`read:${join(dataDir, "probe.txt")}`]: "ok",
     "env:HTTP_PORT": "ok",
@@ -117,7 +117,7 @@ Deno.test("inside the computed set: addresses, files, variables, programs and OS
     // outside it
     "connect:127.0.0.2:9": "NotCapable",
     [`connect:127.0.0.1:${otherPort}`]: "NotCapable",
-    "nodeconnect:127.0.0.2:6379": "NotCapable",
+    [`nodeconnect:127.0.0.2:${new URL(SERVICES.redis).port}`]: "NotCapable",
     "fetch:http://example.com/": "NotCapable",
     [`listen:${otherPort}`]: "NotCapable",
     "read:/etc/hostname": "NotCapable",

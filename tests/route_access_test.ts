@@ -13,7 +13,7 @@
  */
 import assert from "node:assert/strict";
 import { Gateway } from "../app/gateway.ts";
-import { startGateway, testEnv } from "./support.ts";
+import { SERVICES, startGateway, testEnv } from "./support.ts";
 
 const PUBLIC = new Set([
   "GET /healthz",
@@ -128,7 +128,7 @@ Deno.test("/mqtt/status, /readyz and /metrics never show a broker password or th
   const password = `pw-${crypto.randomUUID()}`;
   const gateway = new Gateway(t.config({
     GATEWAY_ROLES: "uplink,api",
-    MQTT_URL: `mqtt://gw-user:${password}@127.0.0.1:1883`,
+    MQTT_URL: `mqtt://gw-user:${password}@${new URL(SERVICES.mqtt).host}`,
     MQTT_SESSION_EXPIRY: "0",
   }));
   try {
@@ -142,7 +142,7 @@ Deno.test("/mqtt/status, /readyz and /metrics never show a broker password or th
       assert.ok(!text.includes(gateway.apiToken), `${path} shows the API token`);
     }
     const status = await (await gateway.app.request("/mqtt/status", { headers: auth })).json();
-    assert.equal(status.broker, "mqtt://127.0.0.1:1883");
+    assert.equal(status.broker, SERVICES.mqtt);
   } finally {
     await gateway.close();
     await t.cleanup();

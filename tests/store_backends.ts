@@ -15,6 +15,8 @@ export interface StoreFixture {
   store: Store;
   /** Runs raw SQL on the backing database (for checks the interface has no method for). */
   rows(sql: string, params?: unknown[]): Promise<Record<string, unknown>[]>;
+  /** Changes rows behind the store's back (what the back office writes, e.g. a restock). */
+  exec(sql: string, params?: unknown[]): Promise<void>;
   cleanup(): Promise<void>;
 }
 
@@ -41,6 +43,9 @@ export const mysqlBackend: StoreBackend = {
         const [rows] = await store.pool.query(sql, params);
         return rows as Record<string, unknown>[];
       },
+      async exec(sql, params = []) {
+        await store.pool.query(sql, params);
+      },
       async cleanup() {
         await store.close();
         await db.drop();
@@ -58,6 +63,15 @@ export const sqliteBackend: StoreBackend = {
     await store.migrate();
     return {
       store,
+      exec(sql, params = []) {
+        const db = new DatabaseSync(path);
+        try {
+          db.prepare(sql).run(...params as SQLInputValue[]);
+        } finally {
+          db.close();
+        }
+        return Promise.resolve();
+      },
       rows(sql, params = []) {
         // A second connection: WAL lets it read what the store committed.
         const db = new DatabaseSync(path, { readOnly: true });

@@ -10,10 +10,14 @@ import { type Config, loadConfig } from "../config.ts";
 import type { Gateway } from "../app/gateway.ts";
 import { binaryAsText } from "../db/mysql/binary_as_text.ts";
 
+/**
+ * The services the tests use: the local ones on their usual ports, or the private ones
+ * `tools/scripts/test_services.ts` (run by `deno task test`) started and named in these variables.
+ */
 export const SERVICES = {
-  mqtt: "mqtt://127.0.0.1:1883",
-  redis: "redis://127.0.0.1:6379/0",
-  mysqlAdmin: "mysql://root@127.0.0.1:3306",
+  mqtt: Deno.env.get("TEST_MQTT_URL") || "mqtt://127.0.0.1:1883",
+  redis: Deno.env.get("TEST_REDIS_URL") || "redis://127.0.0.1:6379/0",
+  mysqlAdmin: Deno.env.get("TEST_MYSQL_URL") || "mysql://root@127.0.0.1:3306",
 };
 
 export function uniqueId(prefix = "t"): string {

@@ -318,7 +318,7 @@ Deno.test("HTTP: /healthz, /readyz and /mqtt/status describe the running gateway
       headers: { authorization: `Bearer ${gateway.apiToken}` },
     })).json();
     assert.equal(status.connected, true);
-    assert.equal(status.broker, "mqtt://127.0.0.1:1883");
+    assert.equal(status.broker, SERVICES.mqtt);
     assert.ok(status.subscriptions.includes(`$share/${t.env.MQTT_SHARE_GROUP}/machine/+/heartbeat`));
     assert.deepEqual(status.backends, { broker: "external", queue: "redis", database: "mysql" });
     assert.equal(typeof status.queues[t.env.MQTT_INCOMING_QUEUE].ready, "number");

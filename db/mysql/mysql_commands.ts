@@ -284,7 +284,9 @@ export class MysqlCommands {
         const outcome = ackOutcome(state, ack);
         if (outcome === "applied") {
           state!.status = ack.status;
-          changed.set(ack.messageId, ack);
+          // received_at (and so ack.at) has whole seconds: the ack is never recorded before the PUBACK.
+          const sentAt = state!.sentAt;
+          changed.set(ack.messageId, sentAt && sentAt > ack.at ? { ...ack, at: sentAt } : ack);
         }
         return outcome;
       });

@@ -8,9 +8,11 @@ import type { MigrationMeta } from "drizzle-orm/migrator";
 import { migrate } from "drizzle-orm/mysql2/migrator";
 import mysql from "mysql2/promise";
 import { FleetViews } from "../fleet_views.ts";
+import { getLogger } from "@logtape/logtape";
 import { embeddedMigrations } from "../embedded_migrations.ts";
 import { binaryAsText } from "./binary_as_text.ts";
 import { toSummary } from "../machine_summary.ts";
+import { emptySlotSales } from "../empty_slot_sales.ts";
 import { MysqlCommands } from "./mysql_commands.ts";
 import { parseJson } from "../parse_json.ts";
 import * as schema from "./schema.ts";
@@ -29,6 +31,8 @@ import {
   type TransactionOutcome,
   type TransactionRecord,
 } from "../store.ts";
+
+const log = getLogger(["gateway", "db"]);
 
 const DEADLOCK_CODES = new Set(["ER_LOCK_DEADLOCK", "ER_LOCK_WAIT_TIMEOUT"]);
 /** A concurrent batch committed the same sale first: running again sees it as a duplicate. */
@@ -90,12 +94,14 @@ export class MysqlStore implements Store {
   readonly pool: mysql.Pool;
   readonly db: MySql2Database<typeof schema>;
   readonly views: FleetViews;
+  readonly #url: string;
   readonly #migrationsFolder?: string;
   readonly #migrations?: readonly MigrationMeta[];
   readonly #commands: MysqlCommands;
   #closed?: Promise<void>;
 
   constructor(options: MysqlStoreOptions) {
+    this.#url = options.url;
     this.pool = mysql.createPool({
       uri: options.url,
       connectionLimit: options.connectionLimit ?? 10,
@@ -127,7 +133,9 @@ export class MysqlStore implements Store {
     );
   }
 
+  /** Creates the database when it is missing (and the account may), then applies the migrations. */
   async migrate(): Promise<void> {
+    await this.#ensureDatabase();
     if (this.#migrationsFolder) return await migrate(this.db, { migrationsFolder: this.#migrationsFolder });
     // What drizzle's folder migrator does, minus the disk: a bundle or binary has no migrations folder.
     const { dialect, session } = this.db as unknown as {
@@ -136,6 +144,41 @@ export class MysqlStore implements Store {
     };
     const migrations = [...(this.#migrations ?? embeddedMigrations("mysql"))];
     await dialect.migrate(migrations, session, { migrationsFolder: "" });
+  }
+
+  /**
+   * A fresh install names a database nobody created yet: `CREATE DATABASE IF NOT EXISTS` it when
+   * the account may, else say in one line what to do (an error with no connection code: not retried).
+   */
+  async #ensureDatabase(): Promise<void> {
+    let code: string | undefined;
+    try {
+      (await this.pool.getConnection()).release();
+      return;
+    } catch (error) {
+      code = (error as { code?: string }).code;
+      // An account without rights on a database is not told whether it exists (1044, not 1049).
+      if (code !== "ER_BAD_DB_ERROR" && code !== "ER_DBACCESS_DENIED_ERROR") throw error;
+    }
+    const url = new URL(this.#url);
+    const name = decodeURIComponent(url.pathname.slice(1));
+    url.pathname = "/";
+    const conn = await mysql.createConnection({ uri: url.toString(), connectTimeout: 5000 });
+    try {
+      await conn.query(`CREATE DATABASE IF NOT EXISTS ${mysql.escapeId(name)}`);
+      log.info("Created the database {name} on {host}", { name, host: url.host });
+    } catch (error) {
+      const user = decodeURIComponent(url.username) || "(no user)";
+      const what = code === "ER_BAD_DB_ERROR"
+        ? `database ${name} does not exist`
+        : `user ${user} may not use database ${name} (or it does not exist)`;
+      throw new Error(
+        `${what} and user ${user} may not create it (${(error as Error).message.split("\n")[0]})`,
+        { cause: error },
+      );
+    } finally {
+      await conn.end().catch(() => conn.destroy());
+    }
   }
 
   async ping(): Promise<void> {
@@ -231,6 +274,16 @@ export class MysqlStore implements Store {
           const slots = [...sold.values()].sort((a, b) =>
             a.serialNo.localeCompare(b.serialNo) || a.slotNo - b.slotNo
           );
+          const [known] = await conn.query<mysql.RowDataPacket[]>(
+            `SELECT serial_no, slot_no, stock FROM machine_slots WHERE (serial_no, slot_no) IN (${
+              slots.map(() => "(?, ?)").join(", ")
+            })`,
+            slots.flatMap((s) => [s.serialNo, s.slotNo]),
+          );
+          const emptySlots = emptySlotSales(
+            fresh,
+            known.map((r) => ({ serialNo: r.serial_no, slotNo: r.slot_no, stock: r.stock })),
+          );
           const slotParams: unknown[] = [];
           for (const s of slots) slotParams.push(s.serialNo, s.slotNo, -s.quantity);
           await conn.query(
@@ -238,8 +291,9 @@ export class MysqlStore implements Store {
               ON DUPLICATE KEY UPDATE stock = stock + VALUES(stock), updated_at = CURRENT_TIMESTAMP(3)`,
             slotParams,
           );
+          return { applied: fresh.map(keyOf), duplicates, emptySlots };
         }
-        return { applied: fresh.map(keyOf), duplicates };
+        return { applied: [], duplicates };
       }), TRANSACTION_RETRY_CODES);
   }
 

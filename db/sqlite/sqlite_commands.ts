@@ -118,12 +118,14 @@ export class SqliteCommands {
   }
 
   async recordCommandAck(ack: CommandAck): Promise<CommandAckOutcome> {
+    const notBeforeSent = sql`MAX(${ack.at.getTime()}, COALESCE(${machineCommands.sentAt}, 0))`;
     const from = ack.status === "delivered" ? inArray(machineCommands.status, ["queued", "sent"]) : or(
       inArray(machineCommands.status, ["queued", "sent", "delivered"]),
       and(eq(machineCommands.status, "expired"), isNotNull(machineCommands.sentAt)),
     );
     const changed = await this.db.update(machineCommands)
-      .set({ status: ack.status, detail: ack.detail, ackedAt: ack.at, updatedAt: ack.at })
+      // received_at (and so ack.at) has whole seconds: the ack is never recorded before the PUBACK.
+      .set({ status: ack.status, detail: ack.detail, ackedAt: notBeforeSent, updatedAt: notBeforeSent })
       .where(and(
         eq(machineCommands.messageId, ack.messageId),
         eq(machineCommands.serialNo, ack.serialNo),

@@ -17,6 +17,7 @@ import { type MigrationMeta, readMigrationFiles } from "drizzle-orm/migrator";
 import { drizzle, type SqliteRemoteDatabase } from "drizzle-orm/sqlite-proxy";
 import { embeddedMigrations } from "../embedded_migrations.ts";
 import { toSummary } from "../machine_summary.ts";
+import { emptySlotSales } from "../empty_slot_sales.ts";
 import { rowChunks as chunks } from "./row_chunks.ts";
 import { FleetViews } from "../fleet_views.ts";
 import * as schema from "./schema.ts";
@@ -239,6 +240,15 @@ export class SqliteStore implements Store {
             slot.quantity += r.quantity;
             sold.set(key, slot);
           }
+          // One statement text for any number of slots (SQLite keeps each prepared text in memory).
+          const pairs = JSON.stringify([...sold.values()].map((s) => [s.serialNo, s.slotNo]));
+          // The proxy driver gives raw rows as arrays of values.
+          const rows = await tx.all<[string, number, number]>(
+            sql`SELECT serial_no, slot_no, stock FROM machine_slots
+              WHERE (serial_no, slot_no) IN (SELECT value ->> 0, value ->> 1 FROM json_each(${pairs}))`,
+          );
+          const known = rows.map(([serialNo, slotNo, stock]) => ({ serialNo, slotNo, stock }));
+          const emptySlots = emptySlotSales(fresh, known);
           for (const part of chunks([...sold.values()])) {
             await tx.insert(machineSlots)
               .values(part.map((s) => ({ serialNo: s.serialNo, slotNo: s.slotNo, stock: -s.quantity })))
@@ -250,8 +260,9 @@ export class SqliteStore implements Store {
                 },
               });
           }
+          return { applied: fresh.map(keyOf), duplicates, emptySlots };
         }
-        return { applied: fresh.map(keyOf), duplicates };
+        return { applied: [], duplicates };
       }, { behavior: "immediate" })
     );
   }

@@ -1,7 +1,9 @@
 /**
  * @module transaction
  * `machine/{serial}/transaction` → one `transactions` row and the slot's stock decremented, in one
- * DB transaction, exactly once per `transaction_id` however often QoS 1 redelivers it.
+ * DB transaction, exactly once per `transaction_id` however often QoS 1 redelivers it. A sale that
+ * takes a stocked slot below 0 (a machine cannot sell from an empty slot) is recorded all the same
+ * and raises an alert `EMPTY_SLOT_SALE` (log warning, and the webhook when configured).
  */
 import { z } from "zod";
 import { defineJob } from "../job_handler.ts";
@@ -20,8 +22,8 @@ export type Transaction = z.infer<typeof transactionSchema>;
 export const transactionJob = defineJob<Transaction>({
   type: "transaction",
   schema: transactionSchema,
-  async handle(jobs, { store }) {
-    await store.recordTransactions(jobs.map((j) => ({
+  async handle(jobs, { store, alert }) {
+    const outcome = await store.recordTransactions(jobs.map((j) => ({
       transactionId: j.payload.transaction_id,
       serialNo: j.serialNo,
       slotNo: j.payload.slot_no,
@@ -30,5 +32,17 @@ export const transactionJob = defineJob<Transaction>({
       receivedAt: j.receivedAt,
       payload: j.payload,
     })));
+    // Alerts only once the rows are stored, so a retried batch does not alert before it lands.
+    const receivedAt = new Map(jobs.map((j) => [j.payload.transaction_id, j.receivedAt]));
+    for (const s of outcome.emptySlots ?? []) {
+      alert({
+        serialNo: s.serialNo,
+        code: "EMPTY_SLOT_SALE",
+        level: "warning",
+        message: `sold ${s.sold} from slot ${s.slotNo} whose stock was ${s.stockBefore} ` +
+          `(transactions ${s.transactionIds.join(", ")})`,
+        receivedAt: receivedAt.get(s.transactionIds[0]!) ?? new Date(),
+      });
+    }
   },
 });

@@ -6,10 +6,11 @@
  * hand-off (`pushLeased`, `interrupt`) the downlink's fast lane uses.
  */
 import assert from "node:assert/strict";
+import { SERVICES } from "../../tests/support.ts";
 import { Redis } from "ioredis";
 import { RedisQueue } from "./redis_queue.ts";
 
-const REDIS_URL = "redis://127.0.0.1:6379/0";
+const REDIS_URL = SERVICES.redis;
 
 async function withQueue(
   fn: (redis: Redis, queue: RedisQueue, name: string) => Promise<void>,

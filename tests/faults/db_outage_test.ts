@@ -13,6 +13,7 @@ import {
   fetchText,
   GatewayProcess,
   gatewaySettings,
+  MYSQL_ADDRESS,
   scenario,
   startServices,
   TcpProxy,
@@ -30,7 +31,7 @@ Deno.test("a 20 s database outage dead-letters nothing and loses nothing", async
   await scenario("db_outage", async (ctx) => {
     const { defer, logs } = ctx;
     const { dir, broker, redis, db } = await startServices(ctx, "db");
-    const proxy = new TcpProxy({ hostname: "127.0.0.1", port: 3306 });
+    const proxy = new TcpProxy(MYSQL_ADDRESS);
     defer(() => proxy.close());
 
     // JOB_MAX_ATTEMPTS=1: a transient failure counted as an attempt would be dead-lettered at once.

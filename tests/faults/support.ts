@@ -14,11 +14,14 @@ import { Redis } from "ioredis";
 import mqtt, { type MqttClient } from "mqtt";
 import mysql from "mysql2/promise";
 import { binaryAsText } from "../../db/mysql/binary_as_text.ts";
+import { SERVICES } from "../support.ts";
 
 export const REPO_ROOT = new URL("../../", import.meta.url).pathname;
-export const MYSQL_ADMIN_URL = "mysql://root@127.0.0.1:3306";
-const MYSQL_HOST = "127.0.0.1";
-const MYSQL_PORT = 3306;
+export const MYSQL_ADMIN_URL = SERVICES.mysqlAdmin;
+const MYSQL_HOST = new URL(SERVICES.mysqlAdmin).hostname;
+const MYSQL_PORT = Number(new URL(SERVICES.mysqlAdmin).port || 3306);
+/** Where the tests' MariaDB listens (the shared one, or the private one `deno task test` started). */
+export const MYSQL_ADDRESS = { hostname: MYSQL_HOST, port: MYSQL_PORT };
 
 // ---------------------------------------------------------------------------------------------
 // Small utilities
@@ -815,6 +818,7 @@ export class GatewayProcess {
       JOB_RETRY_BASE_MS: "100",
       JOB_RETRY_MAX_MS: "2000",
       LOG_LEVEL: "info",
+      GATEWAY_ENV_FILE: "", // never a developer's .env
       ...settings.extra,
     };
     for (const name of ["DENO_DIR", "TMPDIR", "XDG_CACHE_HOME"]) {

@@ -95,6 +95,7 @@ export class GatewayProcess {
         HTTP_HOST: "127.0.0.1",
         HTTP_PORT: String(httpPort),
         LOG_LEVEL: "warning",
+        GATEWAY_ENV_FILE: "", // never a developer's .env
         ...env,
         API_TOKEN: apiToken,
       },

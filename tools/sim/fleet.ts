@@ -34,6 +34,12 @@ export interface FleetOptions {
   api?: { url: string; token: string };
   /** Prefix of transaction ids, unique per run so reruns against one database do not collide. */
   runId: string;
+  /**
+   * Items each of a machine's 8 slots starts with. A machine never sells more than a slot holds: a
+   * sale goes to the next slot that has enough, and a machine whose slots are all empty sends a
+   * heartbeat instead (counted in `soldOut`). Unset: unlimited (the benchmarks).
+   */
+  slotStock?: number;
   keepalive?: number;
   signal: AbortSignal;
 }
@@ -76,6 +82,8 @@ export interface FleetStats {
   uniqueTransactions: number;
   uniqueQuantity: number;
   duplicatesSent: number;
+  /** Sales not made because every slot of the machine was empty (a heartbeat was sent instead). */
+  soldOut: number;
 }
 
 interface Machine {
@@ -83,7 +91,13 @@ interface Machine {
   client?: MqttClient;
   inflight: number;
   txSeq: number;
+  /** Items left in slots 1-8 (index 0 = slot 1); unset: unlimited. */
+  stock?: number[];
+  /** The latest sale, sent again as is by a duplicate (a QoS 1 redelivery). */
+  lastSale?: { slot_no: number; quantity: number };
 }
+
+export const SLOTS = 8;
 
 const PAD_KEY_OVERHEAD = 10; // `,"pad":""`
 
@@ -119,6 +133,7 @@ export class Fleet {
       serial: `${options.serialPrefix}${String(first + i).padStart(width, "0")}`,
       inflight: 0,
       txSeq: 0,
+      stock: options.slotStock === undefined ? undefined : Array(SLOTS).fill(options.slotStock),
     }));
     this.stats = {
       machines: options.machines,
@@ -133,6 +148,7 @@ export class Fleet {
       uniqueTransactions: 0,
       uniqueQuantity: 0,
       duplicatesSent: 0,
+      soldOut: 0,
     };
     const base = JSON.stringify({ current_page: 1, temperature: 25.5, sent_at: epochMs() }).length;
     const padLength = options.payloadBytes - base - PAD_KEY_OVERHEAD;
@@ -257,47 +273,70 @@ export class Fleet {
     });
   }
 
-  #payload(kind: UplinkKind, m: Machine, duplicate: boolean): string {
+  /** The slot and quantity of the next sale: from a slot that holds enough, or null (sold out). */
+  #nextSale(m: Machine, seq: number): { slot_no: number; quantity: number } | null {
+    const wanted = 1 + (seq % 3);
+    if (!m.stock) return { slot_no: 1 + (seq % SLOTS), quantity: wanted };
+    for (let i = 0; i < SLOTS; i++) {
+      const slot = (seq + i) % SLOTS;
+      const left = m.stock[slot]!;
+      if (left <= 0) continue;
+      const quantity = Math.min(wanted, left);
+      m.stock[slot] = left - quantity;
+      return { slot_no: slot + 1, quantity };
+    }
+    return null;
+  }
+
+  #payload(requested: UplinkKind, m: Machine, duplicate: boolean): [UplinkKind, string] {
     const sentAt = epochMs();
-    let body: Record<string, unknown>;
+    let kind = requested;
+    let body: Record<string, unknown> | undefined;
+    if (kind === "transaction") {
+      // A duplicate re-sends this machine's latest sale with the same id, as a QoS 1 redelivery would.
+      const redeliver = duplicate && m.txSeq > 0 && m.lastSale !== undefined;
+      const sale = redeliver ? m.lastSale! : this.#nextSale(m, m.txSeq + 1);
+      if (sale === null) {
+        this.stats.soldOut++;
+        kind = "heartbeat";
+      } else {
+        const seq = redeliver ? m.txSeq : ++m.txSeq;
+        m.lastSale = sale;
+        if (redeliver) {
+          this.stats.duplicatesSent++;
+        } else {
+          this.stats.uniqueTransactions++;
+          this.stats.uniqueQuantity += sale.quantity;
+        }
+        body = {
+          // Numbered per machine, as real machines do: every machine sends T<run>-1, T<run>-2, …, so
+          // the exactly-once checks hold only if a sale is (serial_no, transaction_id).
+          transaction_id: `T${this.options.runId}-${seq}`,
+          slot_no: sale.slot_no,
+          quantity: sale.quantity,
+          amount: 35,
+        };
+      }
+    }
     if (kind === "heartbeat") {
       body = { current_page: 1 + (m.txSeq % 5), temperature: 20 + Math.round(Math.random() * 100) / 10 };
-    } else if (kind === "transaction") {
-      // A duplicate re-sends this machine's latest sale with the same id, as a QoS 1 redelivery would.
-      const redeliver = duplicate && m.txSeq > 0;
-      const seq = redeliver ? m.txSeq : ++m.txSeq;
-      const quantity = 1 + (seq % 3);
-      if (redeliver) {
-        this.stats.duplicatesSent++;
-      } else {
-        this.stats.uniqueTransactions++;
-        this.stats.uniqueQuantity += quantity;
-      }
-      body = {
-        // Numbered per machine, as real machines do: every machine sends T<run>-1, T<run>-2, …, so
-        // the exactly-once checks hold only if a sale is (serial_no, transaction_id).
-        transaction_id: `T${this.options.runId}-${seq}`,
-        slot_no: 1 + (seq % 8),
-        quantity,
-        amount: 35,
-      };
-    } else {
+    } else if (kind === "error") {
       body = { code: "E101", message: "Simulated fault: coin acceptor jammed", level: "error" };
     }
-    body.sent_at = sentAt;
-    if (this.#pad) body.pad = this.#pad;
-    return JSON.stringify(body);
+    body!.sent_at = sentAt;
+    if (this.#pad) body!.pad = this.#pad;
+    return [kind, JSON.stringify(body)];
   }
 
   /** Publishes one message; `onAck` runs on the broker's PUBACK. Returns false if not connected. */
   publish(m: Machine, kind: UplinkKind, onAck?: () => void, duplicate = false): boolean {
     const client = m.client;
     if (!client?.connected) return false;
-    const payload = this.#payload(kind, m, duplicate);
-    this.stats.sent[kind]++;
+    const [sent, payload] = this.#payload(kind, m, duplicate);
+    this.stats.sent[sent]++;
     m.inflight++;
     const t0 = (this.stats.pubacked & 63) === 0 ? performance.now() : 0;
-    client.publish(`machine/${m.serial}/${kind}`, payload, { qos: 1 }, (error) => {
+    client.publish(`machine/${m.serial}/${sent}`, payload, { qos: 1 }, (error) => {
       m.inflight--;
       if (error) {
         this.stats.publishErrors++;

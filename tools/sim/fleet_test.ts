@@ -9,8 +9,9 @@ import assert from "node:assert/strict";
 import mqtt from "mqtt";
 import { Fleet, percentile } from "./fleet.ts";
 import { parseCli } from "./simulate.ts";
+import { SERVICES } from "../../tests/support.ts";
 
-const BROKER = "mqtt://127.0.0.1:1883";
+const BROKER = SERVICES.mqtt;
 
 function randomPrefix(): string {
   return `SIMT${crypto.randomUUID().slice(0, 8)}-`;
@@ -148,3 +149,46 @@ Deno.test("the CLI names a bad flag, and percentile picks the nearest rank", () 
   assert.equal(percentile([5, 1, 4, 2, 3], 99), 5);
   assert.ok(Number.isNaN(percentile([], 50)));
 });
+
+Deno.test("with slot stock, no machine sells more than a slot holds; sold out, it heartbeats instead", async () => {
+  const prefix = randomPrefix();
+  const controller = new AbortController();
+  const watcher = await mqtt.connectAsync(BROKER, { clientId: `${prefix}watch`, reconnectPeriod: 0 });
+  const sales: { slot_no: number; quantity: number }[] = [];
+  watcher.on("message", (_topic, payload) => sales.push(JSON.parse(payload.toString())));
+  await watcher.subscribeAsync(`machine/${prefix}1/transaction`, { qos: 1 });
+  const fleet = new Fleet({
+    url: BROKER,
+    machines: 1,
+    serialPrefix: prefix,
+    connectRate: 1000,
+    protocolVersion: 4,
+    payloadBytes: 0,
+    answerCommands: false,
+    runId: "t3",
+    slotStock: 2,
+    signal: controller.signal,
+  });
+  try {
+    await fleet.connect();
+    await fleet.blast({ messages: 30, inflight: 1, transactionShare: 1 });
+    const s = fleet.stats;
+    assert.equal(s.uniqueQuantity, 16, "8 slots × 2 items, not one more");
+    assert.equal(s.sent.transaction + s.sent.heartbeat, 30);
+    assert.equal(s.soldOut, s.sent.heartbeat);
+    assert.ok(s.soldOut > 0);
+    await waitUntil(() => sales.length === s.sent.transaction);
+    const perSlot = new Map<number, number>();
+    for (const sale of sales) perSlot.set(sale.slot_no, (perSlot.get(sale.slot_no) ?? 0) + sale.quantity);
+    assert.deepEqual([...perSlot.values()], Array(8).fill(2));
+  } finally {
+    controller.abort();
+    await fleet.close();
+    await watcher.endAsync();
+  }
+});
+
+async function waitUntil(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !check(); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(check(), "in time");
+}

@@ -24,9 +24,12 @@ const HELP = `deno task simulate [flags]
   --api-token TOKEN        API bearer token: each machine first gets its own token through
                            POST /api/v1/machines/{serial}/token and connects with
                            username = serial, password = token (without it: anonymous)
-  --serial-prefix P        serials are P0001, P0002, … (default SIM-)
+  --serial-prefix P        serials are P01, P02, … zero-padded to the largest number
+                           (default SIM-: SIM-01 … SIM-10 for 10 machines)
   --first-index N          number of the first machine (default 1)
   --no-commands            do not subscribe to machine/{serial}/command
+  --slot-stock N           items in each of a machine's 8 slots at start; no machine sells from an
+                           empty slot (default 20; 0 = unlimited, the default in blast mode)
   --messages N             blast mode: send N messages as fast as the broker takes them, then exit
   --inflight N             blast mode: unacknowledged publishes per connection (default 10)
   --transaction-share F    blast mode: share of transactions, the rest heartbeats (default 0.5)
@@ -58,6 +61,18 @@ interface Cli {
   json: boolean;
   waitGo: boolean;
   runId: string;
+  /** Items per slot at start; undefined: unlimited. */
+  slotStock?: number;
+}
+
+/** `--slot-stock`: 20 by default (unlimited in blast mode, whose benchmarks count every sale); 0 = unlimited. */
+function slotStock(raw: string | undefined, blast: boolean): number | undefined {
+  if (raw === undefined) return blast ? undefined : 20;
+  const n = Number(raw);
+  if (raw.trim() === "" || !Number.isInteger(n) || n < 0 || n > 1e9) {
+    throw new Error(`--slot-stock must be an integer from 0 to 1000000000, got "${raw}"`);
+  }
+  return n === 0 ? undefined : n;
 }
 
 /** Parses the flags; throws an Error naming the flag on a bad value. */
@@ -88,6 +103,7 @@ export function parseCli(args: string[]): Cli | "help" {
       json: { type: "boolean", default: false },
       "wait-go": { type: "boolean", default: false },
       "run-id": { type: "string" },
+      "slot-stock": { type: "string" },
     },
   });
   if (values.help) return "help";
@@ -132,6 +148,7 @@ export function parseCli(args: string[]): Cli | "help" {
     json: values.json!,
     waitGo: values["wait-go"]!,
     runId: values["run-id"] ?? crypto.randomUUID().slice(0, 8),
+    slotStock: slotStock(values["slot-stock"], num("messages", 0, 1e9, true) > 0),
   };
 }
 
@@ -195,6 +212,7 @@ export async function main(args: string[]): Promise<number> {
     answerCommands: c.commands,
     api: c.apiToken ? { url: c.api, token: c.apiToken } : undefined,
     runId: c.runId,
+    slotStock: c.slotStock,
     signal: controller.signal,
   });
 
