@@ -91,6 +91,8 @@ const schema = {
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
   LOG_FORMAT: z.enum(["text", "json"]).default("text"),
   STARTUP_WAIT_SECONDS: positive.default(10),
+  GATEWAY_ALLOW_NET: z.string().regex(/^[^\s,]+(,[^\s,]+)*$/, "must be host or host:port, comma-separated")
+    .optional(),
   // Default: 128, or 80 when this process runs the embedded broker (see DEFAULT_HEAP_MB).
   GATEWAY_HEAP_MB: int(0, 65536).optional(),
   DEVICE_PROXIES: z.string().optional(),
@@ -228,6 +230,11 @@ export interface Config {
   /** How long the start waits for MySQL, Redis and an external broker to answer (`STARTUP_WAIT_SECONDS`). */
   startupWaitMs: number;
   /**
+   * Extra `host` or `host:port` the launcher lets the gateway dial (`GATEWAY_ALLOW_NET`): the addresses
+   * a Sentinel or Cluster announces that `REDIS_URL` does not list (a master on another host).
+   */
+  allowNet: string[];
+  /**
    * V8's old-space limit for the gateway process, set by the launcher (`launcher/v8_flags.ts`); 0: V8's
    * own. Default 128, or 80 when the process runs the embedded broker.
    */
@@ -355,6 +362,7 @@ export function loadConfig(env: Env): Config {
     logLevel: r.LOG_LEVEL,
     logFormat: r.LOG_FORMAT,
     startupWaitMs: r.STARTUP_WAIT_SECONDS * 1000,
+    allowNet: r.GATEWAY_ALLOW_NET ? r.GATEWAY_ALLOW_NET.split(",") : [],
     heapMb: r.GATEWAY_HEAP_MB ?? defaultHeapMb(!mqttUrl && runsBroker(roles, proxies.length)),
     devices: {
       proxies,

@@ -50,7 +50,8 @@ export function netAddress(url: string): string {
 /**
  * One server: its address. A Cluster or Sentinel set: the listed hosts on every port, since the
  * client then dials the addresses the nodes announce (other nodes, the current master) on ports
- * of their own. List every node's host in `REDIS_URL` so that each is allowed.
+ * of their own. List every node's host in `REDIS_URL` so that each is allowed, and name in
+ * `GATEWAY_ALLOW_NET` any other host they may announce (a Sentinel's masters and replicas).
  */
 function redisHosts(url: string): string[] {
   const target = parseRedisUrl(url);
@@ -80,6 +81,7 @@ export function netAllowList(config: Config): string[] {
   if (config.emqx.api) hosts.push(netAddress(config.emqx.api.url));
   for (const proxy of config.devices.proxies) hosts.push(netAddress(proxy.base_url));
   hosts.push(...listenAddresses(config.http.host, config.http.port));
+  hosts.push(...config.allowNet);
   return [...new Set(hosts)].sort();
 }
 

@@ -42,6 +42,20 @@ Deno.test("external services: their hosts and ports, the HTTP listen address, no
   for (const name of LIBRARY_ENV_VARIABLES) assert.ok(!CONFIG_VARIABLES.includes(name), name);
 });
 
+Deno.test("Sentinel: the listed sentinels on every port, and GATEWAY_ALLOW_NET's hosts for the masters they name", () => {
+  const config = loadConfig({
+    REDIS_URL: "redis+sentinel://:pw@sentinel-0:26379,sentinel-1:26379/star-cloud",
+    GATEWAY_ALLOW_NET: "redis-0.redis,redis-1.redis:6379",
+    HTTP_HOST: "127.0.0.1",
+    HTTP_PORT: "5200",
+  });
+  const allowed = netAllowList(config);
+  for (const host of ["sentinel-0", "sentinel-1", "redis-0.redis", "redis-1.redis:6379"]) {
+    assert.ok(allowed.includes(host), `${host} in ${allowed}`);
+  }
+  assert.throws(() => loadConfig({ GATEWAY_ALLOW_NET: "a b" }), /GATEWAY_ALLOW_NET/);
+});
+
 Deno.test("nothing configured: the embedded broker's and HTTP listen addresses only", () => {
   const config = loadConfig({ HTTP_HOST: "127.0.0.1", HTTP_PORT: "8080", MQTT_LISTEN_PORT: "2834" });
   assert.deepEqual(netAllowList(config), ["127.0.0.1:2834", "127.0.0.1:8080"]);
