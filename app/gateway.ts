@@ -260,7 +260,8 @@ export class Gateway {
       dataDir: config.database.dataDir,
     });
     this.#queues = queues;
-    this.#onClose("queues", () => queues.close());
+    // A drained gateway leaves for good: its workers' unfinished leases go back to the list now.
+    this.#onClose("queues", () => queues.close({ handBack: this.#drained }));
     const incoming = queues.queue(config.redis.incomingQueue, `${config.mqtt.clientId}:uplink`);
     this.#incoming = incoming;
     // Read on every scrape of /metrics (a handle of its own: depth() only reads).

@@ -17,7 +17,8 @@ export interface QueueBackend {
   ping(): Promise<void>;
   /** The last connection error of the backend, or null (Redis; SQLite has none). */
   lastError(): string | null;
-  close(): Promise<void>;
+  /** `handBack`: see {@link ReliableQueue.close}. */
+  close(options?: { handBack?: boolean }): Promise<void>;
 }
 
 /** The part of the configuration the queues need (`REDIS_URL`, `DATA_DIR`). */
@@ -51,9 +52,9 @@ export function openQueueBackend(o: QueueBackendOptions): QueueBackend {
       await redis.ping();
     },
     lastError: () => lastError,
-    close() {
+    close(options) {
       closed ??= (async () => {
-        await Promise.allSettled(queues.map((q) => q.close()));
+        await Promise.allSettled(queues.map((q) => q.close(options)));
         // QUIT waits for a connection that may never come (Redis down): then just drop it.
         if (redis.status === "ready") await redis.quit().catch(() => redis.disconnect());
         else redis.disconnect();

@@ -87,5 +87,9 @@ export interface ReliableQueue {
   /** Removes dead letters for good: those named by `ids`, or every one. Returns how many. */
   discardDeadLetters(ids?: readonly string[]): Promise<number>;
   ping(): Promise<void>;
-  close(): Promise<void>;
+  /**
+   * Releases this handle. `handBack`: this consumer id will not come back (a drained, scaled-in
+   * gateway), so its unfinished leases go back to the list now instead of at its next start.
+   */
+  close(options?: { handBack?: boolean }): Promise<void>;
 }

@@ -524,7 +524,7 @@ export class RedisQueue implements ReliableQueue {
   }
 
   /** Closes only this consumer's blocking connection; the shared client belongs to the caller. */
-  async close(): Promise<void> {
+  async close(options: { handBack?: boolean } = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     const blocking = this.#blocking;
@@ -533,6 +533,13 @@ export class RedisQueue implements ReliableQueue {
     // list and is put back by recover() on the next start.
     blocking?.disconnect();
     await Promise.resolve();
+    if (!options.handBack) return;
+    // No next start under this consumer id, and the others recover only when they start: what a
+    // blocking wait moved and every lease never acked go back to the head of the list now. If Redis
+    // cannot be reached, the consumer's lists stay for recover() as after a crash.
+    await this.#waiting?.catch(() => {});
+    const keys = this.#keys;
+    await this.#redis.eval(PUT_BACK_ALL, 3, keys.processing, this.name, keys.woken).catch(() => {});
   }
 
   /** Counted when handed back, even if the command then fails: the caller has let go of it. */

@@ -217,3 +217,20 @@ Deno.test("with replicas: 1, a push that no replica acknowledges fails (the upli
     await waiting.close();
   });
 });
+
+Deno.test("close({ handBack }) puts a leaving consumer's unacked leases back at the head; a plain close keeps them for recover()", async () => {
+  await withQueue(async (redis, queue, name) => {
+    await queue.push("a", "b", "c");
+    const leased = await queue.lease(2, 100);
+    assert.deepEqual(leased.map((l) => l.raw), ["a", "b"]);
+    const crashed = new RedisQueue(redis, name, { consumerId: "c2" });
+    const [c] = await crashed.lease(1, 100);
+    assert.equal(c?.raw, "c");
+    await crashed.close(); // as after a crash: "c" waits in c2's processing list
+    assert.deepEqual(await redis.lrange(name, 0, -1), []);
+    assert.deepEqual(await redis.lrange(`{${name}}:processing:c2`, 0, -1), ["c"]);
+    await queue.close({ handBack: true }); // c1 leaves for good
+    assert.deepEqual((await redis.lrange(name, 0, -1)).sort(), ["a", "b"]);
+    assert.equal(await redis.llen(`{${name}}:processing:c1`), 0);
+  });
+});

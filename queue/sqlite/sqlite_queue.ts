@@ -311,6 +311,7 @@ export class SqliteQueue implements ReliableQueue {
    * Ends a pending lease and stops leasing; the connection belongs to the caller, so acks of a
    * batch in hand still work. Leased jobs that are never acked stay for `recover()`.
    */
+  /** `handBack` changes nothing here: the embedded queue belongs to one process, which recovers it. */
   close(): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
