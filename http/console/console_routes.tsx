@@ -9,7 +9,6 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
-import { streamSSE } from "hono/streaming";
 import type { MachineCredentials } from "../../auth/machine_credentials.ts";
 import { COMMAND_NAME, SERIAL_NO } from "../../contract/identity.ts";
 import { FLEET_FILTERS, FLEET_SORTS, type FleetFilter, type FleetSort } from "../../db/fleet_views.ts";
@@ -19,6 +18,7 @@ import type { CommandIntake } from "../../downlink/command_intake.ts";
 import type { EventHub } from "../../lib/event_hub.ts";
 import type { PresenceTracker } from "../../lib/presence.ts";
 import type { ReliableQueue } from "../../queue/reliable_queue.ts";
+import { streamHub } from "../hub_stream.ts";
 import { AlertsList, AlertsPage } from "./alerts_page.tsx";
 import { CONSOLE_CSS } from "./assets/console_css.ts";
 import { CONSOLE_JS } from "./assets/console_js.ts";
@@ -94,7 +94,7 @@ export function consoleRoutes(deps: ConsoleDeps): ConsoleApp {
   const sampler = new RateSampler(deps.receivedTotal);
   const maxStreams = deps.maxStreams ?? 64;
   const stop = new AbortController();
-  let streams = 0;
+  const streams = { open: 0 };
   const app = new Hono<Env>();
 
   const langOf = (c: Context): Lang => pickLang(getCookie(c, LANG_COOKIE), c.req.header("accept-language"));
@@ -414,42 +414,24 @@ export function consoleRoutes(deps: ConsoleDeps): ConsoleApp {
       rates: sampler.rates(),
       uptimeS: Math.round(performance.now() / 1000),
       presenceTracked: deps.presence?.size ?? 0,
-      streams,
+      streams: streams.open,
     };
     if (c.req.query("fragment") === "system-live") return c.html(<SystemLive v={v} d={d} />);
     return c.html(<SystemPage v={v} d={d} />);
   });
 
   app.get("/console/events", (c) => {
-    if (streams >= maxStreams || stop.signal.aborted) {
+    if (streams.open >= maxStreams || stop.signal.aborted) {
       c.header("Retry-After", "5");
       return c.json({ message: "Too many live streams" }, 503);
     }
-    return streamSSE(c, async (stream) => {
-      streams++;
-      const ended = new Promise<void>((resolve) => {
-        stream.onAbort(resolve);
-        stop.signal.addEventListener("abort", () => resolve(), { once: true });
-      });
-      const off = deps.hub.subscribe((batch) => {
-        stream.writeSSE({ event: "batch", data: JSON.stringify(batch) }).catch(() => {});
-      });
-      const ping = setInterval(() => stream.write(": ping\n\n").catch(() => {}), 15_000);
-      try {
-        await stream.writeSSE({ event: "hello", data: "{}", retry: 3000 });
-        await ended;
-      } finally {
-        clearInterval(ping);
-        off();
-        streams--;
-      }
-    });
+    return streamHub(c, deps.hub, stop.signal, streams);
   });
 
   return {
     app: app as unknown as Hono,
     get streams() {
-      return streams;
+      return streams.open;
     },
     close() {
       stop.abort();

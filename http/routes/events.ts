@@ -7,9 +7,9 @@
  * (heartbeats, sales, errors, acks) and the one running the broker connection (presence).
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
-import { streamSSE } from "hono/streaming";
 import type { EventHub, HubEvent } from "../../lib/event_hub.ts";
 import { UnavailableError } from "../../lib/errors.ts";
+import { streamHub } from "../hub_stream.ts";
 import { apiApp, BEARER, COMMON_ERRORS, errorResponse } from "../openapi.ts";
 
 const TYPES = ["heartbeat", "error", "sale", "command", "presence"] as const;
@@ -24,7 +24,7 @@ export interface EventRoutesDeps {
 export function eventRoutes(deps: EventRoutesDeps): OpenAPIHono {
   const app = apiApp();
   const max = deps.maxStreams ?? 32;
-  let open = 0;
+  const streams = { open: 0 };
   app.openapi(
     createRoute({
       method: "get",
@@ -52,31 +52,14 @@ export function eventRoutes(deps: EventRoutesDeps): OpenAPIHono {
     (c) => {
       const { types } = c.req.valid("query");
       const wanted = types ? new Set(types.split(",")) : null;
-      if (open >= max || deps.signal.aborted) {
+      if (streams.open >= max || deps.signal.aborted) {
         c.header("Retry-After", "5");
         throw new UnavailableError(`Too many event streams open (${max}); retry later`);
       }
-      return streamSSE(c, async (stream) => {
-        open++;
-        const ended = new Promise<void>((resolve) => {
-          stream.onAbort(resolve);
-          deps.signal.addEventListener("abort", () => resolve(), { once: true });
-        });
-        const off = deps.hub.subscribe((batch) => {
-          const events: HubEvent[] = wanted ? batch.events.filter((e) => wanted.has(e.type)) : batch.events;
-          if (events.length === 0 && batch.dropped === 0) return;
-          stream.writeSSE({ event: "batch", data: JSON.stringify({ events, dropped: batch.dropped }) })
-            .catch(() => {});
-        });
-        const ping = setInterval(() => stream.write(": ping\n\n").catch(() => {}), 15_000);
-        try {
-          await stream.writeSSE({ event: "hello", data: "{}", retry: 3000 });
-          await ended;
-        } finally {
-          clearInterval(ping);
-          off();
-          open--;
-        }
+      return streamHub(c, deps.hub, deps.signal, streams, (batch) => {
+        const events: HubEvent[] = wanted ? batch.events.filter((e) => wanted.has(e.type)) : batch.events;
+        if (events.length === 0 && batch.dropped === 0) return undefined;
+        return { events, dropped: batch.dropped };
       }) as never;
     },
   );
