@@ -20,7 +20,7 @@ import type { Metrics } from "../lib/metrics.ts";
 import type { PresenceTracker } from "../lib/presence.ts";
 import type { EventHub } from "../lib/event_hub.ts";
 import type { QueueBackend } from "../queue/open_queues.ts";
-import { openRedis, type RedisClient } from "../queue/redis/open_redis.ts";
+import type { RedisClient } from "../queue/redis/open_redis.ts";
 import { apiRoutes } from "../http/routes/api.ts";
 import { CommandHandoff } from "../downlink/command_handoff.ts";
 import { CommandIntake } from "../downlink/command_intake.ts";
@@ -63,20 +63,33 @@ export class CommandCenter {
   readonly #handoff?: CommandHandoff;
   #closing?: Promise<void>;
 
-  constructor(deps: CommandCenterDeps) {
-    this.#deps = deps;
-    const { config, store, queues } = deps;
+  /**
+   * Builds the command center; ioredis is loaded only when Redis is configured (an edge box on the
+   * embedded queue never holds it in its heap).
+   */
+  static async open(deps: CommandCenterDeps): Promise<CommandCenter> {
+    const { config } = deps;
     const roles = config.roles;
+    let redis: RedisClient | undefined;
     if (config.redis.url && (roles.has("api") || roles.has("downlink"))) {
-      this.#redis = openRedis(config.redis.url, {
+      const { openRedis } = await import("../queue/redis/open_redis.ts");
+      redis = openRedis(config.redis.url, {
         lazyConnect: true,
         enableOfflineQueue: false,
         maxRetriesPerRequest: 1,
         connectTimeout: 2000,
         retryStrategy: (times) => Math.min(times * 200, 2000),
       });
-      this.#redis.on("error", () => {}); // callers see their command fail and fall back or retry
+      redis.on("error", () => {}); // callers see their command fail and fall back or retry
     }
+    return new CommandCenter(deps, redis);
+  }
+
+  private constructor(deps: CommandCenterDeps, redis?: RedisClient) {
+    this.#deps = deps;
+    this.#redis = redis;
+    const { config, store, queues } = deps;
+    const roles = config.roles;
     if (config.emqx.api) {
       const { url, key, secret } = config.emqx.api;
       this.sessions.add(new EmqxSessions({ apiUrl: url, apiKey: key, apiSecret: secret }));

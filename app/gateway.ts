@@ -9,7 +9,7 @@ import { Hono } from "hono";
 import { randomBytes } from "node:crypto";
 import type { BrokerAuth } from "../auth/broker_auth.ts";
 import { CommandCenter } from "./command_center.ts";
-import { DEFAULT_MAX_PACKET_BYTES, EmbeddedBroker } from "../broker/embedded_broker.ts";
+import type { EmbeddedBroker } from "../broker/embedded_broker.ts";
 import { MqttConnection, type MqttConnectionOptions } from "../mqtt/mqtt_connection.ts";
 import { PushBatcher } from "../uplink/push_batcher.ts";
 import { startUplink } from "../uplink/uplink.ts";
@@ -148,7 +148,7 @@ export class Gateway {
         throw new StartupError(reasons.map((e) => (e as Error).message), { cause: reasons[0] });
       }
       // Commands, machine credentials and the HTTP API; built before the broker, whose auth it provides.
-      const commands = new CommandCenter({
+      const commands = await CommandCenter.open({
         config,
         apiToken: this.apiToken,
         store: this.#store,
@@ -236,7 +236,7 @@ export class Gateway {
 
   async #openStore(): Promise<void> {
     const { database } = this.config;
-    const raw = openStore(database);
+    const raw = await openStore(database);
     // Every write also feeds the live events and presence (app/store_events.ts).
     const store = observeStore(raw, this.hub, this.presence);
     this.#store = store;
@@ -254,7 +254,7 @@ export class Gateway {
 
   async #openQueues(): Promise<void> {
     const { config } = this;
-    const queues = openQueueBackend({
+    const queues = await openQueueBackend({
       redisUrl: config.redis.url,
       waitReplicas: config.redis.waitReplicas,
       dataDir: config.database.dataDir,
@@ -437,6 +437,8 @@ export class Gateway {
     const password = m.password || randomBytes(24).toString("base64url");
     const auth = commands.brokerAuth;
     if (!auth) throw new Error("The embedded broker needs the store to check machine tokens");
+    // Loaded only here: a gateway behind EMQX or Mosquitto never holds aedes in its heap.
+    const { DEFAULT_MAX_PACKET_BYTES, EmbeddedBroker } = await import("../broker/embedded_broker.ts");
     const broker = await EmbeddedBroker.start({
       host: m.listenHost,
       port: m.listenPort,

@@ -2,13 +2,13 @@
  * @module open_queues
  * Chooses the queue backend from configuration: Redis lists when `REDIS_URL` is set, else the
  * embedded durable queue, a SQLite file `queue.db` in `DATA_DIR` (same semantics, no server).
- * `REDIS_URL` may name one server, a Cluster or a Sentinel set (see `redis/open_redis.ts`).
+ * `REDIS_URL` may name one server, a Cluster or a Sentinel set (see `redis/open_redis.ts`). Only the
+ * chosen backend's code is loaded (see db/open_store.ts for why).
  */
 import { join } from "node:path";
-import { openRedis } from "./redis/open_redis.ts";
 import type { ReliableQueue } from "./reliable_queue.ts";
-import { RedisQueue } from "./redis/redis_queue.ts";
-import { SqliteQueue } from "./sqlite/sqlite_queue.ts";
+import type { RedisQueue } from "./redis/redis_queue.ts";
+import type { SqliteQueue } from "./sqlite/sqlite_queue.ts";
 
 export interface QueueBackend {
   readonly kind: "redis" | "sqlite";
@@ -29,8 +29,12 @@ export interface QueueBackendOptions {
   dataDir: string;
 }
 
-export function openQueueBackend(o: QueueBackendOptions): QueueBackend {
-  if (!o.redisUrl) return openSqliteBackend(join(o.dataDir, "queue.db"));
+export async function openQueueBackend(o: QueueBackendOptions): Promise<QueueBackend> {
+  if (!o.redisUrl) return await openSqliteBackend(join(o.dataDir, "queue.db"));
+  const [{ openRedis }, { RedisQueue }] = await Promise.all([
+    import("./redis/open_redis.ts"),
+    import("./redis/redis_queue.ts"),
+  ]);
   const redis = openRedis(o.redisUrl, {
     maxRetriesPerRequest: null,
     retryStrategy: (times) => Math.min(times * 200, 5000),
@@ -64,7 +68,8 @@ export function openQueueBackend(o: QueueBackendOptions): QueueBackend {
   };
 }
 
-function openSqliteBackend(path: string): QueueBackend {
+async function openSqliteBackend(path: string): Promise<QueueBackend> {
+  const { SqliteQueue } = await import("./sqlite/sqlite_queue.ts");
   const db = SqliteQueue.openDatabase(path);
   const queues: SqliteQueue[] = [];
   let closed: Promise<void> | undefined;
