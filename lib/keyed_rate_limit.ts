@@ -2,7 +2,9 @@
  * @module keyed_rate_limit
  * A token bucket per key (a client's address): `take(key)` is true while the key has tokens left,
  * refilled at `perSecond` up to `burst`. At most `maxKeys` buckets are kept (the oldest go first;
- * a key seen again starts full), so a flood of fresh addresses cannot grow memory.
+ * a key seen again starts full), so a flood of fresh addresses cannot grow memory. `waitMs(key)`
+ * looks without taking: a caller that charges only some requests (failed sign-ins) asks first and
+ * takes only when the request turns out to cost.
  */
 
 export interface KeyedRateLimitOptions {
@@ -17,7 +19,7 @@ export class KeyedRateLimit {
   readonly #buckets = new Map<string, { tokens: number; at: number }>();
 
   constructor(o: KeyedRateLimitOptions) {
-    this.#o = { maxKeys: 10_000, now: () => performance.now(), ...o };
+    this.#o = { ...o, maxKeys: o.maxKeys ?? 10_000, now: o.now ?? (() => performance.now()) };
   }
 
   take(key: string): boolean {
@@ -30,11 +32,23 @@ export class KeyedRateLimit {
       bucket = { tokens: this.#o.burst, at: now };
       this.#buckets.set(key, bucket);
     } else {
-      bucket.tokens = Math.min(this.#o.burst, bucket.tokens + ((now - bucket.at) / 1000) * this.#o.perSecond);
+      bucket.tokens = this.#tokens(bucket, now);
       bucket.at = now;
     }
     if (bucket.tokens < 1) return false;
     bucket.tokens--;
     return true;
+  }
+
+  /** Milliseconds until `key` has a token (0: it has one now); takes nothing. */
+  waitMs(key: string): number {
+    const bucket = this.#buckets.get(key);
+    if (!bucket) return 0;
+    const tokens = this.#tokens(bucket, this.#o.now());
+    return tokens >= 1 ? 0 : ((1 - tokens) * 1000) / this.#o.perSecond;
+  }
+
+  #tokens(bucket: { tokens: number; at: number }, now: number): number {
+    return Math.min(this.#o.burst, bucket.tokens + ((now - bucket.at) / 1000) * this.#o.perSecond);
   }
 }
