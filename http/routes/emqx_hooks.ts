@@ -29,6 +29,7 @@ import type { BrokerAuth } from "../../auth/broker_auth.ts";
 import { constantTimeMatcher } from "../../lib/constant_time_equal.ts";
 import { ExpiringSet } from "../../lib/expiring_set.ts";
 import { KeyedRateLimit } from "../../lib/keyed_rate_limit.ts";
+import { clientAddress } from "../client_address.ts";
 import { LogThrottle } from "../../lib/log_throttle.ts";
 import type { Metrics } from "../../lib/metrics.ts";
 import { readBodyBytes } from "../middleware/read_body.ts";
@@ -106,10 +107,7 @@ async function readFields(
 }
 
 /** The caller's address (Deno.serve's connection info), or "unknown" (app.request in tests). */
-function sourceOf(c: Context): string {
-  const info = c.env as { remoteAddr?: { hostname?: string } } | undefined;
-  return info?.remoteAddr?.hostname ?? "unknown";
-}
+const sourceOf = (c: Context): string => clientAddress(c) ?? "unknown";
 
 export function emqxHookRoutes(options: EmqxHookOptions): OpenAPIHono {
   const o = { ...HOOK_DEFAULTS, ...options };
