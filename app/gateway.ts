@@ -222,6 +222,7 @@ export class Gateway {
       onlineWindowSeconds: config.machineOnlineSeconds,
       lowStock: config.console.lowStock,
       commandTtlSeconds: config.commandTtlSeconds,
+      metrics: this.metrics,
     });
     this.#console = consoleApp;
     this.#onClose("console", () => consoleApp.close());

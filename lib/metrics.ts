@@ -122,6 +122,13 @@ export function createMetrics() {
       labelNames: ["hook", "answer"] as const,
       registers,
     }),
+    consoleSignIns: new Counter({
+      name: "gateway_console_sign_ins_total",
+      help: "Console sign-in attempts by result: ok, wrong (a wrong token, charged to its address), " +
+        "limited (refused unchecked: too many wrong tokens from the address)",
+      labelNames: ["result"] as const,
+      registers,
+    }),
     devicesEventsDropped: new Counter({
       name: "gateway_devices_events_dropped_total",
       help: "Device events dropped (oldest first) because the offline buffer was full",

@@ -4,8 +4,10 @@
  * there): server-rendered pages, one small script and stylesheet compiled into the program, and a
  * Server-Sent Events stream of the in-process event hub. Its auth is its own (see
  * `console_auth.ts`): a signed cookie, CSRF token plus same-origin check on every POST, and
- * viewers (VIEWER_TOKEN) refused on every POST but sign-out.
+ * viewers (VIEWER_TOKEN) refused on every POST but sign-out. Wrong tokens at sign-in are limited per
+ * client address (`sign_in_limit.ts`).
  */
+import { getLogger } from "@logtape/logtape";
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
@@ -16,8 +18,11 @@ import type { Store } from "../../db/store.ts";
 import type { DeviceService } from "../../devices/device_service.ts";
 import type { CommandIntake } from "../../downlink/command_intake.ts";
 import type { EventHub } from "../../lib/event_hub.ts";
+import { LogThrottle } from "../../lib/log_throttle.ts";
+import type { Metrics } from "../../lib/metrics.ts";
 import type { PresenceTracker } from "../../lib/presence.ts";
 import type { ReliableQueue } from "../../queue/reliable_queue.ts";
+import { clientAddress } from "../client_address.ts";
 import { streamHub } from "../hub_stream.ts";
 import { AlertsList, AlertsPage } from "./alerts_page.tsx";
 import { CONSOLE_CSS } from "./assets/console_css.ts";
@@ -30,6 +35,7 @@ import { type Lang, LANGS, pickLang, translator } from "./i18n.ts";
 import type { View } from "./layout.tsx";
 import { MachineLive, MachinePage, type MachinePageData, TokenPage } from "./machine_page.tsx";
 import { RateSampler } from "./rate_sampler.ts";
+import { SignInLimit } from "./sign_in_limit.ts";
 import { SignInPage } from "./sign_in_page.tsx";
 import { type SystemData, SystemLive, SystemPage } from "./system_page.tsx";
 
@@ -51,6 +57,9 @@ export interface ConsoleDeps {
   commandTtlSeconds: number;
   /** Open event streams at most (default 64); more get 503. */
   maxStreams?: number;
+  /** Wrong tokens per client address at sign-in (default: 5, then one every 10 s). */
+  signInLimit?: SignInLimit;
+  metrics?: Pick<Metrics, "consoleSignIns">;
   now?: () => Date;
 }
 
@@ -64,6 +73,7 @@ export interface ConsoleApp {
 
 type Env = { Variables: { session: Session; view: View } };
 
+const log = getLogger(["gateway", "console"]);
 const PAGE_SIZE = 50;
 const LANG_COOKIE = "console_lang";
 const ASSET_ETAG = `"${hash(CONSOLE_JS + CONSOLE_CSS)}"`;
@@ -95,6 +105,8 @@ export function consoleRoutes(deps: ConsoleDeps): ConsoleApp {
   const maxStreams = deps.maxStreams ?? 64;
   const stop = new AbortController();
   const streams = { open: 0 };
+  const signInLimit = deps.signInLimit ?? new SignInLimit();
+  const lockouts = new LogThrottle(10_000);
   const app = new Hono<Env>();
 
   const langOf = (c: Context): Lang => pickLang(getCookie(c, LANG_COOKIE), c.req.header("accept-language"));
@@ -130,12 +142,32 @@ export function consoleRoutes(deps: ConsoleDeps): ConsoleApp {
   app.post("/console/sign-in", async (c) => {
     if (!sameOrigin(c)) return c.text("Cross-origin sign-in refused", 403);
     const form = await c.req.parseBody();
-    const role = auth.roleOf(typeof form.token === "string" ? form.token : "");
     const lang = langOf(c);
     const next = typeof form.next === "string" && form.next.startsWith("/console") ? form.next : "/console";
+    const address = clientAddress(c);
+    // Asked before the token is looked at: while limited, a right token gets the same answer.
+    const wait = signInLimit.retryAfter(address);
+    if (wait > 0) {
+      deps.metrics?.consoleSignIns.inc({ result: "limited" });
+      c.header("Retry-After", String(wait));
+      return c.html(<SignInPage t={translator(lang)} lang={lang} retryAfter={wait} next={next} />, 429);
+    }
+    const role = auth.roleOf(typeof form.token === "string" ? form.token : "");
     if (!role) {
+      deps.metrics?.consoleSignIns.inc({ result: "wrong" });
+      if (signInLimit.failed(address)) {
+        const skipped = lockouts.take();
+        if (skipped !== null) {
+          log.warn(
+            "Console sign-in locked for {address} for {seconds} s after repeated wrong tokens " +
+              "({skipped} more lockouts since the last line)",
+            { address: address ?? "unknown", seconds: signInLimit.retryAfter(address), skipped },
+          );
+        }
+      }
       return c.html(<SignInPage t={translator(lang)} lang={lang} error next={next} />, 401);
     }
+    deps.metrics?.consoleSignIns.inc({ result: "ok" });
     setCookie(c, SESSION_COOKIE, auth.issue(role), {
       path: "/console",
       httpOnly: true,

@@ -2,29 +2,34 @@
  * @module console_routes_test
  * Every console route through `app.request()`, and its auth: without a cookie (sign-in redirect or
  * 401), as a viewer (reads everything, every POST but sign-out is 403), as an operator (with the
- * CSRF token and from the same origin; without either, 403). Backed by a real SQLite store and
+ * CSRF token and from the same origin; without either, 403), and the limit on wrong tokens per client
+ * address at sign-in (an injected clock; the address as Deno.serve hands it over, in `app.request`'s
+ * env). Backed by a real SQLite store and
  * queue, a recording intake and credentials, and a device service over a stand-in proxy.
  */
+import { configure, type LogRecord, reset } from "@logtape/logtape";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { SqliteStore } from "../../db/sqlite/sqlite_store.ts";
 import { DeviceService } from "../../devices/device_service.ts";
 import { parseProxyRegistry } from "../../devices/proxy_registry.ts";
 import { EventHub } from "../../lib/event_hub.ts";
+import { counterValues, createMetrics } from "../../lib/metrics.ts";
 import { NotFoundError } from "../../lib/errors.ts";
 import { PresenceTracker } from "../../lib/presence.ts";
 import { SqliteQueue } from "../../queue/sqlite/sqlite_queue.ts";
 import { FakeConnection } from "../../tests/fakes/fake_connection.ts";
 import { startStandIn } from "../../tests/fakes/proxy_stand_in.ts";
 import { ConsoleAuth } from "./console_auth.ts";
-import { consoleRoutes } from "./console_routes.tsx";
+import { type ConsoleDeps, consoleRoutes } from "./console_routes.tsx";
 import { MESSAGES, pickLang } from "./i18n.ts";
+import { SignInLimit } from "./sign_in_limit.ts";
 
 const API_TOKEN = "console-test-api-token-0123";
 const VIEWER_TOKEN = "console-test-viewer-token-0123";
 const ORIGIN = "http://gw.test";
 
-async function harness() {
+async function harness(extra: Partial<ConsoleDeps> = {}) {
   const dir = await Deno.makeTempDir({ prefix: "gw_console_" });
   const store = new SqliteStore({ path: join(dir, "gateway.db") });
   await store.migrate();
@@ -117,6 +122,7 @@ async function harness() {
     onlineWindowSeconds: 180,
     lowStock: 2,
     commandTtlSeconds: 300,
+    ...extra,
   });
   return {
     app: consoleApp.app,
@@ -436,6 +442,81 @@ Deno.test("console: the language follows Accept-Language, and the language link'
     assert.equal(pickLang(undefined, "de"), "en");
     for (const [key, [en, zhText]] of Object.entries(MESSAGES)) assert.ok(en && zhText, key);
   } finally {
+    await h.close();
+  }
+});
+
+Deno.test("console: 5 wrong tokens from one address, then 429 unchecked until the refill; other addresses unaffected", async () => {
+  let now = 0;
+  const metrics = createMetrics();
+  const h = await harness({ signInLimit: new SignInLimit({ now: () => now }), metrics });
+  const records: LogRecord[] = [];
+  await configure({
+    sinks: { memory: (r: LogRecord) => void records.push(r) },
+    loggers: [
+      { category: ["gateway", "console"], lowestLevel: "info", sinks: ["memory"] },
+      { category: ["logtape", "meta"], lowestLevel: "error", sinks: [] },
+    ],
+    reset: true,
+  });
+  try {
+    const from = (address: string, token: string, lang = "en") =>
+      h.app.request(`${ORIGIN}/console/sign-in`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/x-www-form-urlencoded",
+          origin: ORIGIN,
+          "accept-language": lang,
+        },
+        body: new URLSearchParams({ token, next: "/console/alerts" }),
+      }, { remoteAddr: { transport: "tcp", hostname: address, port: 50000 } });
+    const attacker = "192.0.2.66";
+    const operator = "198.51.100.7";
+
+    // Successes are never charged: ten of them leave all five attempts.
+    for (let i = 0; i < 10; i++) assert.equal((await from(attacker, API_TOKEN)).status, 303);
+    for (let i = 1; i <= 5; i++) {
+      const wrong = await from(attacker, `wrong-token-number-${i}-xxxxxx`);
+      assert.equal(wrong.status, 401, `wrong token ${i}`);
+      await wrong.body?.cancel();
+    }
+    const limited = await from(attacker, API_TOKEN);
+    assert.equal(limited.status, 429, "the right token is not even checked while limited");
+    assert.equal(limited.headers.get("retry-after"), "10");
+    assert.equal(limited.headers.get("set-cookie"), null);
+    const page = await limited.text();
+    assert.match(page, /id="too-many"[^>]*>Too many wrong tokens from your address: try again in 10 s\./);
+    assert.match(page, /name="next" value="\/console\/alerts"/, "where to go after is kept");
+    const zh = await from(attacker, API_TOKEN, "zh-TW");
+    assert.equal(zh.status, 429);
+    assert.match(await zh.text(), /請於 10 秒後再試/);
+
+    // Another address signs in meanwhile, and its own wrong token is its own.
+    const other = await from(operator, API_TOKEN);
+    assert.equal(other.status, 303);
+    assert.equal(other.headers.get("location"), "/console/alerts");
+    assert.equal((await from(operator, "another-wrong-token-xxxxxxx")).status, 401);
+
+    now = 6_000;
+    const still = await from(attacker, API_TOKEN);
+    assert.equal(still.status, 429);
+    assert.equal(still.headers.get("retry-after"), "4");
+    await still.body?.cancel();
+    now = 10_000; // one attempt back
+    const back = await from(attacker, API_TOKEN);
+    assert.equal(back.status, 303, "after the refill the right token signs in");
+    assert.match(back.headers.get("set-cookie")!, /^console_session=/);
+    const { by } = await counterValues(metrics.consoleSignIns, "result");
+    assert.deepEqual(by, { ok: 12, wrong: 6, limited: 3 });
+    // The lockout is one warning naming the address, never a token.
+    assert.equal(records.length, 1, JSON.stringify(records.map((r) => r.message)));
+    assert.equal(records[0]!.level, "warning");
+    assert.equal(records[0]!.properties.address, attacker);
+    assert.equal(records[0]!.properties.seconds, 10);
+    const line = JSON.stringify(records);
+    assert.ok(!line.includes("wrong-token-number") && !line.includes(API_TOKEN), "no token logged");
+  } finally {
+    await reset();
     await h.close();
   }
 });

@@ -23,6 +23,10 @@ const M = {
     "閘道的 API_TOKEN（操作員）或 VIEWER_TOKEN（唯讀）。",
   ],
   wrong_token: ["Wrong token.", "權杖錯誤。"],
+  too_many_attempts: [
+    "Too many wrong tokens from your address: try again in {s} s.",
+    "來自您位址的錯誤權杖次數過多，請於 {s} 秒後再試。",
+  ],
   viewer_badge: ["viewer (read only)", "檢視者（唯讀）"],
   operator_badge: ["operator", "操作員"],
   read_only: ["Read only: sign in with the API token to act.", "唯讀：請以 API 權杖登入後操作。"],

@@ -1,10 +1,13 @@
 /**
  * @module sign_in_page
- * The sign-in form: one field, the API token or the viewer token.
+ * The sign-in form: one field, the API token or the viewer token; the wrong-token and
+ * too-many-attempts messages.
  */
 import type { Lang, Translate } from "./i18n.ts";
 
-export function SignInPage(props: { t: Translate; lang: Lang; error?: boolean; next?: string }) {
+export function SignInPage(
+  props: { t: Translate; lang: Lang; error?: boolean; next?: string; retryAfter?: number },
+) {
   const { t } = props;
   return (
     <html lang={props.lang}>
@@ -30,6 +33,13 @@ export function SignInPage(props: { t: Translate; lang: Lang; error?: boolean; n
             />
             <p class="muted">{t("token_hint")}</p>
             {props.error ? <p class="bad" role="alert">{t("wrong_token")}</p> : null}
+            {props.retryAfter
+              ? (
+                <p class="bad" role="alert" id="too-many">
+                  {t("too_many_attempts", { s: props.retryAfter })}
+                </p>
+              )
+              : null}
             <button type="submit">{t("sign_in")}</button>
           </form>
           <p class="muted">
