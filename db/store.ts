@@ -80,9 +80,15 @@ export interface MachineSummary {
   createdAt: Date;
 }
 
+/** A slot's stock; below 0 when sales the gateway was not told the stock for took from it. */
+export interface SlotStock {
+  slotNo: number;
+  stock: number;
+}
+
 export interface MachineDetail extends MachineSummary {
   lastHeartbeat: Record<string, unknown> | null;
-  slots: { slotNo: number; stock: number }[];
+  slots: SlotStock[];
   recentErrors: { code: string; level: string; message: string; receivedAt: Date }[];
 }
 
@@ -152,6 +158,13 @@ export interface Store {
   recordMachineLogs(rows: readonly MachineLogRecord[]): Promise<void>;
   /** Inserts transactions and decrements stock in one DB transaction, once per sale (serial_no, transaction_id). */
   recordTransactions(rows: readonly TransactionRecord[]): Promise<TransactionOutcome>;
+  /**
+   * Sets the stock of these slots of a machine (absolute: a restock or a count), adding the slot rows
+   * it lacks and keeping its other slots, in one DB transaction; a slot_no given twice: the last wins.
+   * Returns all the machine's slots after the write, by slot_no, or null (nothing written) when
+   * `machines` has no row for `serialNo`.
+   */
+  setSlotStock(serialNo: string, slots: readonly SlotStock[]): Promise<SlotStock[] | null>;
   listMachines(query: MachineQuery): Promise<{ items: MachineSummary[]; total: number }>;
   getMachine(serialNo: string): Promise<MachineDetail | null>;
   /** True when `machines` has a row for `serialNo` (registered or heard from). */
@@ -219,6 +232,13 @@ export interface Store {
    */
   recordCommandAcks(acks: readonly CommandAck[]): Promise<CommandAckOutcome[]>;
   close(): Promise<void>;
+}
+
+/** One entry per slot_no (the last given wins), by slot_no: the order both stores write in. */
+export function lastPerSlot(slots: readonly SlotStock[]): SlotStock[] {
+  const bySlot = new Map<number, SlotStock>();
+  for (const s of slots) bySlot.set(s.slotNo, { slotNo: s.slotNo, stock: s.stock });
+  return [...bySlot.values()].sort((a, b) => a.slotNo - b.slotNo);
 }
 
 /** Keeps the newest heartbeat per machine: the coalescing that lets a batch write one row each. */

@@ -9,6 +9,7 @@ import type { RowDataPacket } from "mysql2/promise";
 import { mysqlBackend, STORE_BACKENDS, type StoreBackend } from "../tests/store_backends.ts";
 import { uniqueId } from "../tests/support.ts";
 import type { MysqlStore } from "./mysql/mysql_store.ts";
+import { SQL_INT_MAX } from "../contract/storable.ts";
 import type { HeartbeatRecord, Store, TransactionRecord } from "./store.ts";
 
 const at = (iso: string) => new Date(iso);
@@ -175,6 +176,54 @@ const cases: Record<string, Case> = {
     assert.deepEqual(fourth.emptySlots, [], "already below 0: no second alert");
     assert.deepEqual(await stockOf(store, serial), { 5: -2, 6: -1 });
   },
+
+  "setSlotStock sets absolute stock, adds missing slots, keeps the others; an unknown machine gets nothing":
+    async (store, f) => {
+      const serial = uniqueId("M-");
+      const other = uniqueId("M-");
+      assert.equal(await store.setSlotStock(serial, [{ slotNo: 1, stock: 20 }]), null);
+      assert.equal(await store.machineExists(serial), false, "no machine made up");
+      assert.deepEqual(await f.rows("SELECT slot_no FROM machine_slots WHERE serial_no = ?", [serial]), []);
+
+      await store.recordHeartbeats([heartbeat(serial, "2026-04-14T01:00:00Z", 5, 1)]);
+      await store.recordTransactions([sale(uniqueId("T"), serial, 2), sale(uniqueId("T"), other, 2)]);
+      assert.deepEqual(await stockOf(store, serial), { 2: -1 }, "sold before anyone set the stock");
+      const set = await store.setSlotStock(serial, [{ slotNo: 3, stock: 0 }, { slotNo: 1, stock: 20 }, {
+        slotNo: 2,
+        stock: 20,
+      }]);
+      assert.deepEqual(set, [{ slotNo: 1, stock: 20 }, { slotNo: 2, stock: 20 }, { slotNo: 3, stock: 0 }]);
+      assert.deepEqual((await store.getMachine(serial))?.slots, set, "what getMachine shows");
+      assert.deepEqual(await stockOf(store, other), { 2: -1 }, "another machine's slots untouched");
+
+      // Sales count down from the stock set; once it is known, selling more than it is an alert.
+      const t = uniqueId("T");
+      await store.recordTransactions([sale(uniqueId("T"), serial, 2, 15)]);
+      const over = await store.recordTransactions([sale(t, serial, 2, 6)]);
+      assert.deepEqual(over.emptySlots, [{
+        serialNo: serial,
+        slotNo: 2,
+        stockBefore: 5,
+        sold: 6,
+        transactionIds: [t],
+      }]);
+
+      // A partial count: only the slots named change; a slot given twice, the last wins.
+      const again = await store.setSlotStock(serial, [
+        { slotNo: 2, stock: 7 },
+        { slotNo: 2, stock: 12 },
+        { slotNo: 0, stock: SQL_INT_MAX },
+      ]);
+      assert.deepEqual(again, [
+        { slotNo: 0, stock: SQL_INT_MAX },
+        { slotNo: 1, stock: 20 },
+        { slotNo: 2, stock: 12 },
+        { slotNo: 3, stock: 0 },
+      ]);
+      assert.deepEqual(await store.setSlotStock(serial, []), again, "nothing to set: the slots as they are");
+      const rows = await f.rows("SELECT COUNT(*) AS n FROM machine_slots WHERE serial_no = ?", [serial]);
+      assert.equal(Number(rows[0]!.n), 4, "one row per slot, upserted");
+    },
 
   "two machines' sales with the same transaction_id are two sales; each machine's redelivery counts once":
     async (store, f) => {

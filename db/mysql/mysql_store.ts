@@ -20,6 +20,7 @@ import type { CommandAck, CommandAckOutcome, CommandRecord, NewCommand } from ".
 import { machineLogs, machines, machineSlots } from "./schema.ts";
 import {
   type HeartbeatRecord,
+  lastPerSlot,
   latestPerMachine,
   type MachineDetail,
   type MachineLogRecord,
@@ -27,6 +28,7 @@ import {
   type MachineSummary,
   type SaleKey,
   saleKey,
+  type SlotStock,
   type Store,
   type TransactionOutcome,
   type TransactionRecord,
@@ -295,6 +297,32 @@ export class MysqlStore implements Store {
         }
         return { applied: [], duplicates };
       }), TRANSACTION_RETRY_CODES);
+  }
+
+  setSlotStock(serialNo: string, slots: readonly SlotStock[]): Promise<SlotStock[] | null> {
+    const rows = lastPerSlot(slots);
+    return this.#withDeadlockRetry(() =>
+      this.#transaction(async (conn) => {
+        const [found] = await conn.query<mysql.RowDataPacket[]>(
+          "SELECT 1 FROM machines WHERE serial_no = ?",
+          [serialNo],
+        );
+        if (found.length === 0) return null;
+        if (rows.length > 0) {
+          // By slot_no, the order the sales' decrements lock them in (recordTransactions): no deadlock.
+          await conn.query(
+            `${insertSql("machine_slots", SLOT_COLUMNS, rows.length)}
+              ON DUPLICATE KEY UPDATE stock = VALUES(stock), updated_at = CURRENT_TIMESTAMP(3)`,
+            rows.flatMap((r) => [serialNo, r.slotNo, r.stock]),
+          );
+        }
+        const [after] = await conn.query<mysql.RowDataPacket[]>(
+          "SELECT slot_no, stock FROM machine_slots WHERE serial_no = ? ORDER BY slot_no",
+          [serialNo],
+        );
+        return after.map((r) => ({ slotNo: r.slot_no as number, stock: r.stock as number }));
+      })
+    );
   }
 
   async listMachines(query: MachineQuery): Promise<{ items: MachineSummary[]; total: number }> {

@@ -28,6 +28,7 @@ import {
   type CommandAckOutcome,
   type CommandRecord,
   type HeartbeatRecord,
+  lastPerSlot,
   latestPerMachine,
   type MachineDetail,
   type MachineLogRecord,
@@ -36,6 +37,7 @@ import {
   type NewCommand,
   type SaleKey,
   saleKey,
+  type SlotStock,
   type Store,
   type TransactionOutcome,
   type TransactionRecord,
@@ -263,6 +265,30 @@ export class SqliteStore implements Store {
           return { applied: fresh.map(keyOf), duplicates, emptySlots };
         }
         return { applied: [], duplicates };
+      }, { behavior: "immediate" })
+    );
+  }
+
+  setSlotStock(serialNo: string, slots: readonly SlotStock[]): Promise<SlotStock[] | null> {
+    const rows = lastPerSlot(slots);
+    return this.#exclusive(() =>
+      this.db.transaction(async (tx) => {
+        const [found] = await tx.select({ serialNo: machines.serialNo }).from(machines)
+          .where(eq(machines.serialNo, serialNo)).limit(1);
+        if (!found) return null;
+        for (const part of chunks(rows)) {
+          await tx.insert(machineSlots)
+            .values(part.map((r) => ({ serialNo, slotNo: r.slotNo, stock: r.stock })))
+            .onConflictDoUpdate({
+              target: [machineSlots.serialNo, machineSlots.slotNo],
+              set: {
+                stock: sql`excluded.stock`,
+                updatedAt: sql`(cast(unixepoch('subsec') * 1000 as integer))`,
+              },
+            });
+        }
+        return await tx.select({ slotNo: machineSlots.slotNo, stock: machineSlots.stock })
+          .from(machineSlots).where(eq(machineSlots.serialNo, serialNo)).orderBy(machineSlots.slotNo);
       }, { behavior: "immediate" })
     );
   }
