@@ -67,7 +67,15 @@ Deno.test("every route: public ones answer anyone, the rest are 401 without the 
         assert.ok(routes.has(route), `${route} of the OpenAPI document is served`);
       }
     }
-    for (const name of ["GET /mqtt/status", "GET /metrics", "GET /api/v1/proxies", "POST /emqx/authn"]) {
+    for (
+      const name of [
+        "GET /mqtt/status",
+        "GET /metrics",
+        "GET /api/v1/proxies",
+        "POST /emqx/authn",
+        "PUT /api/v1/machines/:serial_no/slots",
+      ]
+    ) {
       assert.ok(routes.has(name), `${name} is among the routes walked`);
     }
     for (const pub of PUBLIC) assert.ok(routes.has(pub), `${pub} exists`);

@@ -21,6 +21,7 @@ import { commandRoutes } from "./commands.ts";
 import { mountDocs } from "../docs.ts";
 import { emqxHookRoutes } from "./emqx_hooks.ts";
 import { machineRoutes } from "./machines.ts";
+import { slotRoutes } from "./slots.ts";
 import { apiApp } from "../openapi.ts";
 import { tokenRoutes } from "./tokens.ts";
 
@@ -68,6 +69,7 @@ export function apiRoutes(deps: ApiDeps): OpenAPIHono {
       presence: deps.presence,
     }),
   );
+  app.route("/", slotRoutes({ store: deps.store }));
   app.route(
     "/",
     commandRoutes({ store: deps.store, intake: deps.intake, maxTtlSeconds: deps.maxTtlSeconds }),
