@@ -13,6 +13,7 @@ import type { Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import type { MachineCredentials } from "../../auth/machine_credentials.ts";
 import { COMMAND_NAME, SERIAL_NO } from "../../contract/identity.ts";
+import { MAX_SLOTS_PER_WRITE, slotStockList } from "../../contract/slot_stock.ts";
 import { FLEET_FILTERS, FLEET_SORTS, type FleetFilter, type FleetSort } from "../../db/fleet_views.ts";
 import type { Store } from "../../db/store.ts";
 import type { DeviceService } from "../../devices/device_service.ts";
@@ -37,6 +38,7 @@ import { MachineLive, MachinePage, type MachinePageData, TokenPage } from "./mac
 import { RateSampler } from "./rate_sampler.ts";
 import { SignInLimit } from "./sign_in_limit.ts";
 import { SignInPage } from "./sign_in_page.tsx";
+import { slotRanges } from "./slot_ranges.ts";
 import { type SystemData, SystemLive, SystemPage } from "./system_page.tsx";
 
 export interface ConsoleDeps {
@@ -329,6 +331,29 @@ export function consoleRoutes(deps: ConsoleDeps): ConsoleApp {
     }
     const transactionId = `RD${now().getTime()}${Math.random().toString(36).slice(2, 8)}`;
     return await sendCommand(c, serial, "dispense", { slot_no: slot, transaction_id: transactionId });
+  });
+
+  /** Sets the stock of the slots named (`1-8`, `1,3,5`) to one number: a restock or a count. */
+  app.post("/console/machines/:serial/slots", async (c) => {
+    const v = c.get("view");
+    const serial = serialOf(c);
+    const form = await c.req.parseBody();
+    const slots = slotRanges.parse(typeof form.slots === "string" ? form.slots : "", MAX_SLOTS_PER_WRITE);
+    const stockText = typeof form.stock === "string" ? form.stock.trim() : "";
+    const parsed = slots && /^\d{1,10}$/.test(stockText)
+      ? slotStockList().safeParse(slots.map((n) => ({ slot_no: n, stock: Number(stockText) })))
+      : undefined;
+    if (!serial || !parsed?.success) return c.json({ message: v.t("bad_slots") }, 422);
+    const after = await deps.store.setSlotStock(
+      serial,
+      parsed.data.map((s) => ({ slotNo: s.slot_no, stock: s.stock })),
+    );
+    if (!after) return c.json({ message: v.t("not_found") }, 404);
+    if (!wantsJson(c)) return c.redirect(`/console/machines/${encodeURIComponent(serial)}`, 303);
+    return c.json({
+      message: v.t("stock_set_ok", { n: parsed.data.length }),
+      slots: after.map((s) => ({ slot_no: s.slotNo, stock: s.stock })),
+    });
   });
 
   app.post("/console/machines/:serial/commands", async (c) => {

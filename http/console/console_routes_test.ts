@@ -202,6 +202,7 @@ const GET_ROUTES = [
 const POST_ROUTES: [string, Record<string, string>][] = [
   ["/console/machines/VM-1/dispense", { slot_no: "2" }],
   ["/console/machines/VM-1/commands", { command: "reboot", payload: "{}" }],
+  ["/console/machines/VM-1/slots", { slots: "1-2", stock: "5" }],
   ["/console/machines/VM-1/token", {}],
   ["/console/machines/VM-1/token/revoke", {}],
   ["/console/dead-letters/incoming/replay", { all: "1" }],
@@ -285,6 +286,7 @@ Deno.test("console: a viewer sees every page and can change nothing", async () =
       await (await h.app.request(`${ORIGIN}/console/machines/VM-1`, { headers: { cookie: viewer.cookie } }))
         .text();
     assert.match(machine, /<button type="submit" disabled>Dispense<\/button>/);
+    assert.ok(!machine.includes('id="stock-form"'), "a viewer sees no set-stock form");
     for (const [path, form] of POST_ROUTES) {
       const res = await post(h, path, viewer, form);
       assert.equal(res.status, 403, path);
@@ -517,6 +519,68 @@ Deno.test("console: 5 wrong tokens from one address, then 429 unchecked until th
     assert.ok(!line.includes("wrong-token-number") && !line.includes(API_TOKEN), "no token logged");
   } finally {
     await reset();
+    await h.close();
+  }
+});
+
+Deno.test("console: an operator sets slot stock (CSRF required) and the machine page shows it; a viewer cannot", async () => {
+  const h = await harness();
+  try {
+    const page = async (cookie: string) =>
+      await (await h.app.request(`${ORIGIN}/console/machines/VM-1`, { headers: { cookie } })).text();
+    const viewer = await signIn(h, VIEWER_TOKEN);
+    const refused = await post(h, "/console/machines/VM-1/slots", viewer, { slots: "1-8", stock: "20" });
+    assert.equal(refused.status, 403);
+    await refused.body?.cancel();
+
+    const op = await signIn(h, API_TOKEN);
+    const before = await page(op.cookie);
+    assert.match(before, /<form[^>]*action="\/console\/machines\/VM-1\/slots"[^>]*id="stock-form"/);
+    assert.match(before, /name="slots"[^>]*value="2"/, "the machine's slots are filled in");
+    assert.match(before, /<td class="num"><span class="badge low">-1<\/span><\/td>/, "sold before any stock");
+    const noCsrf = await post(h, "/console/machines/VM-1/slots", { cookie: op.cookie }, {
+      slots: "1-8",
+      stock: "20",
+    });
+    assert.equal(noCsrf.status, 403);
+    await noCsrf.body?.cancel();
+    const json = { accept: "application/json" };
+    for (const [slots, stock] of [["x", "20"], ["1-8", "-1"], ["1-8", ""], ["1,1", "3"], ["1-101", "3"]]) {
+      const bad = await post(h, "/console/machines/VM-1/slots", op, { slots: slots!, stock: stock! }, json);
+      assert.equal(bad.status, 422, `${slots} / ${stock}`);
+      assert.match((await bad.json()).message, /at most 100/);
+    }
+    assert.match(await page(op.cookie), /badge low">-1</, "nothing refused was written");
+
+    const set = await post(h, "/console/machines/VM-1/slots", op, { slots: "1-8", stock: "20" }, json);
+    assert.equal(set.status, 200);
+    const body = await set.json();
+    assert.equal(body.message, "Stock set: 8 slots.");
+    assert.deepEqual(body.slots, Array.from({ length: 8 }, (_, i) => ({ slot_no: i + 1, stock: 20 })));
+    const noJs = await post(h, "/console/machines/VM-1/slots", op, { slots: "2", stock: "1" });
+    assert.equal(noJs.status, 303, "without the script: back to the machine page");
+    assert.equal(noJs.headers.get("location"), "/console/machines/VM-1");
+    const after = await page(op.cookie);
+    assert.match(after, /name="slots"[^>]*value="1-8"/);
+    assert.ok(!after.includes('badge low">-1<'), "no negative stock left");
+    assert.match(after, /<td>2<\/td><td class="num"><span class="badge low">1<\/span><\/td>/);
+    assert.match(after, /<td>8<\/td><td class="num">20<\/td>/);
+    const live = await (await h.app.request(`${ORIGIN}/console/machines/VM-1?fragment=machine-live`, {
+      headers: { cookie: op.cookie },
+    })).text();
+    assert.match(
+      live,
+      /<td>8<\/td><td class="num">20<\/td>/,
+      "the fragment the script re-fetches shows it too",
+    );
+    const fleet = await (await h.app.request(`${ORIGIN}/console?filter=low_stock`, {
+      headers: { cookie: op.cookie },
+    })).text();
+    assert.match(fleet, /data-serial="VM-1"/, "slot 2 at 1 is low (CONSOLE_LOW_STOCK 2)");
+    const unknown = await post(h, "/console/machines/NOPE/slots", op, { slots: "1", stock: "1" }, json);
+    assert.equal(unknown.status, 404);
+    await unknown.body?.cancel();
+  } finally {
     await h.close();
   }
 });

@@ -56,6 +56,17 @@ const M = {
   recent_sales: ["Recent sales", "最近銷售"],
   error_log: ["Error log", "錯誤紀錄"],
   commands: ["Command history", "指令紀錄"],
+  set_stock: ["Set stock", "設定庫存"],
+  set_stock_hint: [
+    "Absolute stock for the slots named (e.g. 1-8 or 1,3,5; at most 100); sales count down from it.",
+    "為指定貨道設定庫存（例如 1-8 或 1,3,5；最多 100 個），之後的銷售由此扣減。",
+  ],
+  set: ["Set", "設定"],
+  stock_set_ok: ["Stock set: {n} slots.", "已設定 {n} 個貨道的庫存。"],
+  bad_slots: [
+    "Slots: numbers or ranges such as 1-8 or 1,3,5 (at most 100, each once); stock: a whole number from 0.",
+    "貨道：數字或範圍，例如 1-8 或 1,3,5（最多 100 個，不可重複）；庫存：0 以上的整數。",
+  ],
   remote_dispense: ["Remote dispense", "遠端出貨"],
   dispense: ["Dispense", "出貨"],
   confirm_dispense: ["Dispense from slot {slot} of {serial}?", "確定從 {serial} 的第 {slot} 貨道出貨？"],

@@ -2,12 +2,14 @@
  * @module machine_page
  * One machine: presence and last heartbeat, slots and stock, recent sales, the error log, the
  * command history with each command's lifecycle, and (operators only) the remote dispense, any
- * other command, and its MQTT token. The lower half is re-fetched live when something of this
+ * other command, its MQTT token, and setting its slots' stock (shown to operators only: a viewer
+ * sees the stock, not a form). The lower half is re-fetched live when something of this
  * machine happens; the actions stay put.
  */
 import type { LogRow, SaleRow } from "../../db/fleet_views.ts";
 import type { CommandRecord, MachineDetail } from "../../db/store.ts";
 import type { PresenceState } from "../../lib/presence.ts";
+import { slotRanges } from "./slot_ranges.ts";
 import { Ago, Csrf, Layout, type View } from "./layout.tsx";
 
 export interface MachinePageData {
@@ -208,6 +210,36 @@ function Actions(props: { v: View; d: MachinePageData }) {
           <span class="result" aria-live="polite"></span>
         </form>
       </div>
+      {v.operator
+        ? (
+          <div class="card">
+            <h2>{t("set_stock")}</h2>
+            <form method="post" action={`${base}/slots`} data-fetch="1" id="stock-form">
+              <Csrf v={v} />
+              <div class="toolbar">
+                <label>
+                  {t("slots")}{" "}
+                  <input
+                    type="text"
+                    name="slots"
+                    required
+                    placeholder="1-8"
+                    value={slotRanges.format(d.machine.slots.map((s) => s.slotNo))}
+                    style="width:120px"
+                  />
+                </label>
+                <label>
+                  {t("stock")}{" "}
+                  <input type="number" name="stock" min="0" required value="20" style="width:80px" />
+                </label>
+                <button type="submit">{t("set")}</button>
+              </div>
+              <p class="muted">{t("set_stock_hint")}</p>
+              <span class="result" aria-live="polite"></span>
+            </form>
+          </div>
+        )
+        : null}
       <div class="card">
         <h2>{t("machine_token")}</h2>
         <form method="post" action={`${base}/token`} class="inline" data-confirm={t("confirm_rotate")}>
