@@ -1,21 +1,22 @@
 /**
  * @module demo_test
  * The quick start of docs/getting-started.md as written: `deno task demo` (gateway + simulator), its one
- * dispense to SIM-01 succeeds, every curl line it prints works as pasted, Ctrl-C stops everything with
- * exit code 0; and `deno task demo --once` ends by itself after the dispense. Only the ports and the data
+ * dispense to SIM-01 succeeds, every curl line it prints works as pasted, every machine's 8 slots are
+ * stocked and none is below 0 after its sales, Ctrl-C stops everything with exit code 0; and `deno task demo --once` ends by itself after the dispense. Only the ports and the data
  * folder are moved (the doc's 5200 / 2834 / ./data may be in use on a shared machine).
  */
 import assert from "node:assert/strict";
 import { baseEnv, freePort, REPO_ROOT } from "./launched_gateway.ts";
 
 function demo(args: string[], dataDir: string) {
+  const httpPort = freePort();
   const child = new Deno.Command(Deno.execPath(), {
     args: ["task", "demo", ...args],
     cwd: REPO_ROOT,
     clearEnv: true,
     env: {
       ...baseEnv(),
-      HTTP_PORT: String(freePort()),
+      HTTP_PORT: String(httpPort),
       MQTT_LISTEN_PORT: String(freePort()),
       DATA_DIR: dataDir,
     },
@@ -27,7 +28,7 @@ function demo(args: string[], dataDir: string) {
   const drained = Promise.all([child.stdout, child.stderr].map(async (stream) => {
     for await (const text of stream.pipeThrough(new TextDecoderStream())) output += text;
   }));
-  return { child, drained, output: () => output };
+  return { child, drained, output: () => output, api: `http://127.0.0.1:${httpPort}` };
 }
 
 async function waitForOutput(d: ReturnType<typeof demo>, pattern: RegExp, timeoutMs = 90_000): Promise<void> {
@@ -50,11 +51,24 @@ Deno.test("deno task demo: one dispense succeeds, the printed curl lines work as
       /The dispense succeeded \([\d.]+ s\): MSG_\S+ sent at \S+, acknowledged at \S+\./,
     );
     const curls = d.output().split("\n").map((l) => l.trim()).filter((l) => l.startsWith("curl "));
-    assert.equal(curls.length, 5, d.output());
+    assert.equal(curls.length, 6, d.output());
     for (const line of curls) {
       const { code, stdout, stderr } = await new Deno.Command("sh", { args: ["-c", line] }).output();
       assert.equal(code, 0, `${line}\n${new TextDecoder().decode(stderr)}`);
       JSON.parse(new TextDecoder().decode(stdout)); // every answer is JSON
+    }
+    // The machines have been selling meanwhile: within the stock the gateway knows, never below 0.
+    const token = /API token of this run: (\S+)/.exec(d.output())![1]!;
+    for (let i = 1; i <= 10; i++) {
+      const serial = `SIM-${String(i).padStart(2, "0")}`;
+      const res = await fetch(`${d.api}/api/v1/machines/${serial}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      const { slots } = await res.json() as { slots: { slot_no: number; stock: number }[] };
+      assert.deepEqual(slots.map((s) => s.slot_no), [1, 2, 3, 4, 5, 6, 7, 8], serial);
+      for (const s of slots) {
+        assert.ok(s.stock >= 0 && s.stock <= 20, `${serial} slot ${s.slot_no}: ${s.stock}`);
+      }
     }
     d.child.kill("SIGINT");
     assert.equal((await d.child.status).code, 0, d.output());

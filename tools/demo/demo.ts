@@ -1,9 +1,11 @@
 /**
  * @module demo
  * `deno task demo`: the gateway (embedded broker, queue and database in `DATA_DIR`, as `deno task start`
- * runs it) and 10 simulated machines `SIM-01` … `SIM-10` together, then one dispense to `SIM-01` that the
- * machine acknowledges, and curl commands (with this run's token) that work as pasted. Ctrl-C stops
- * both; `--once` stops after the dispense (for scripts and the test).
+ * runs it) and 10 simulated machines `SIM-01` … `SIM-10` together, each with 8 slots of 20 items that it
+ * tells the gateway through `PUT /api/v1/machines/{serial}/slots` before it connects (so the console
+ * shows real stock, counted down by the sales, never below 0: a machine sells only what it holds), then
+ * one dispense to `SIM-01` that the machine acknowledges, and curl commands (with this run's token) that
+ * work as pasted. Ctrl-C stops both; `--once` stops after the dispense (for scripts and the test).
  *
  * `HTTP_PORT` (5200), `MQTT_LISTEN_PORT` (2834), `DATA_DIR` (./data) and `API_TOKEN` (random) may be
  * set; nothing else of the environment or a `.env` reaches the gateway, so the demo always runs on
@@ -14,6 +16,10 @@ import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const MACHINES = 10;
+/** Items in each of a machine's 8 slots (tools/sim/fleet.ts SLOTS) at start. */
+const SLOT_STOCK = 20;
+const SLOTS = 8;
+const serials = Array.from({ length: MACHINES }, (_, i) => `SIM-${String(i + 1).padStart(2, "0")}`);
 
 function setting(name: string, fallback: string): string {
   return Deno.env.get(name)?.trim() || fallback;
@@ -163,6 +169,8 @@ try {
       "0.2",
       "--error-rate",
       "0",
+      "--slot-stock",
+      String(SLOT_STOCK),
     ],
     {},
     (line) => /error|cannot|refused/i.test(line),
@@ -172,7 +180,17 @@ try {
     const { status, json } = await http("GET", "/api/v1/machines/SIM-01");
     return status === 200 && json.last_heard_at ? json : undefined;
   });
-  say(`SIM-01 is online (${seconds()} s). Sending it a dispense for slot 1 …`);
+  say(`SIM-01 is online (${seconds()} s). Waiting for every machine's slots to be stocked …`);
+  await until(`${SLOTS} stocked slots on each of ${serials.join(", ")}`, 60_000, async () => {
+    for (const serial of serials) {
+      const { status, json } = await http("GET", `/api/v1/machines/${serial}`);
+      if (status !== 200 || (json.slots as unknown[]).length < SLOTS) return undefined;
+    }
+    return true;
+  });
+  say(
+    `Stocked (${seconds()} s): ${SLOTS} slots × ${SLOT_STOCK} items on every machine. Sending SIM-01 a dispense for slot 1 …`,
+  );
   const accepted = await http("POST", "/api/v1/machines/SIM-01/commands", {
     command: "dispense",
     payload: { slot_no: 1 },
@@ -195,7 +213,8 @@ try {
   say();
   say(`API token of this run: ${token}`);
   say(
-    `Machines: SIM-01 … SIM-${MACHINES} (heartbeat every 5 s, a sale every 5 s somewhere, every command acknowledged)`,
+    `Machines: SIM-01 … SIM-${MACHINES} (heartbeat every 5 s, a sale every 5 s somewhere, every command acknowledged; ` +
+      `${SLOTS} slots of ${SLOT_STOCK} items each, set with PUT …/slots)`,
   );
   say("Try it (each line works as pasted):");
   say(`  curl -sf ${auth} ${api}/api/v1/machines`);
@@ -204,6 +223,9 @@ try {
     `  curl -sf -X POST ${auth} -H 'Content-Type: application/json' -d '{"command":"dispense","payload":{"slot_no":2}}' ${api}/api/v1/machines/SIM-02/commands`,
   );
   say(`  curl -sf ${auth} ${api}/api/v1/commands/${id}`);
+  say(
+    `  curl -sf -X PUT ${auth} -H 'Content-Type: application/json' -d '{"slots":[{"slot_no":1,"stock":${SLOT_STOCK}},{"slot_no":2,"stock":${SLOT_STOCK}}]}' ${api}/api/v1/machines/SIM-03/slots`,
+  );
   say(`  curl -sf ${api}/mqtt/status`);
   say(`API reference: ${api}/docs   Metrics: ${api}/metrics`);
   if (once) {

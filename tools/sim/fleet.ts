@@ -37,7 +37,9 @@ export interface FleetOptions {
   /**
    * Items each of a machine's 8 slots starts with. A machine never sells more than a slot holds: a
    * sale goes to the next slot that has enough, and a machine whose slots are all empty sends a
-   * heartbeat instead (counted in `soldOut`). Unset: unlimited (the benchmarks).
+   * heartbeat instead (counted in `soldOut`). With `api`, each machine also sets its slots to this on
+   * the gateway (`PUT /api/v1/machines/{serial}/slots`) before it connects, so the stock the gateway
+   * knows is the machine's own and never goes below 0. Unset: unlimited (the benchmarks).
    */
   slotStock?: number;
   keepalive?: number;
@@ -72,6 +74,8 @@ export interface FleetStats {
   connected: number;
   connectFailures: number;
   tokenFailures: number;
+  /** Machines whose stock the gateway would not take (`PUT …/slots`); they run all the same. */
+  stockFailures: number;
   sent: Record<UplinkKind, number>;
   /** PUBACKs received from the broker (the broker has the message, not the gateway). */
   pubacked: number;
@@ -140,6 +144,7 @@ export class Fleet {
       connected: 0,
       connectFailures: 0,
       tokenFailures: 0,
+      stockFailures: 0,
       sent: { heartbeat: 0, transaction: 0, error: 0 },
       pubacked: 0,
       publishErrors: 0,
@@ -188,6 +193,16 @@ export class Fleet {
           console.error(`Cannot get a token for ${m.serial}: ${(error as Error).message}`);
         }
         return;
+      }
+      if (o.slotStock !== undefined) {
+        try {
+          await this.#setStock(m.serial, o.slotStock);
+        } catch (error) {
+          this.stats.stockFailures++;
+          if (this.stats.stockFailures <= 3) {
+            console.error(`Cannot set the stock of ${m.serial}: ${(error as Error).message}`);
+          }
+        }
       }
     }
     const client = mqtt.connect(o.url, {
@@ -251,6 +266,19 @@ export class Fleet {
     const value = parsed.api_token ?? parsed.token;
     if (!value) throw new Error(`no api_token in ${body.slice(0, 200)}`);
     return value;
+  }
+
+  /** Tells the gateway the machine's slots hold `stock` each (the token made the machine known). */
+  async #setStock(serial: string, stock: number): Promise<void> {
+    const { url, token } = this.options.api!;
+    const res = await fetch(`${url.replace(/\/$/, "")}/api/v1/machines/${encodeURIComponent(serial)}/slots`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ slots: Array.from({ length: SLOTS }, (_, i) => ({ slot_no: i + 1, stock })) }),
+      signal: AbortSignal.timeout(30_000),
+    });
+    const body = await res.text();
+    if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${body.slice(0, 200)}`);
   }
 
   #onCommand(m: Machine, topic: string, payload: Uint8Array): void {

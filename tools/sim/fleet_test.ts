@@ -17,16 +17,24 @@ function randomPrefix(): string {
   return `SIMT${crypto.randomUUID().slice(0, 8)}-`;
 }
 
-/** A stand-in for the gateway's token route: records calls, answers 201 with a token. */
+/** A stand-in for the gateway's token and slots routes: records calls, answers 201 / 200. */
 function fakeApi() {
   const calls: { serial: string; auth: string | null }[] = [];
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
-    const m = /^\/api\/v1\/machines\/([^/]+)\/token$/.exec(new URL(req.url).pathname);
+  const stocked: { serial: string; auth: string | null; body: unknown }[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    const path = new URL(req.url).pathname;
+    const slots = /^\/api\/v1\/machines\/([^/]+)\/slots$/.exec(path);
+    if (req.method === "PUT" && slots) {
+      const serial = decodeURIComponent(slots[1]!);
+      stocked.push({ serial, auth: req.headers.get("authorization"), body: await req.json() });
+      return Response.json({ serial_no: serial, slots: [] });
+    }
+    const m = /^\/api\/v1\/machines\/([^/]+)\/token$/.exec(path);
     if (req.method !== "POST" || !m) return new Response("no", { status: 404 });
     calls.push({ serial: decodeURIComponent(m[1]!), auth: req.headers.get("authorization") });
     return Response.json({ serial_no: m[1], api_token: `tok-${m[1]}` }, { status: 201 });
   });
-  return { calls, server, url: `http://127.0.0.1:${server.addr.port}` };
+  return { calls, stocked, server, url: `http://127.0.0.1:${server.addr.port}` };
 }
 
 Deno.test("machines get tokens, connect, send the contract's uplink and answer commands", async () => {
@@ -61,6 +69,7 @@ Deno.test("machines get tokens, connect, send the contract's uplink and answer c
     assert.equal(fleet.stats.connected, 3);
     assert.deepEqual(api.calls.map((c) => c.serial).sort(), [`${prefix}1`, `${prefix}2`, `${prefix}3`]);
     assert.ok(api.calls.every((c) => c.auth === "Bearer bench-token-0123456789"));
+    assert.deepEqual(api.stocked, [], "no slot stock given: the gateway's stock is left alone");
 
     const m = fleet.machines[0]!;
     fleet.publish(m, "heartbeat");
@@ -148,6 +157,43 @@ Deno.test("the CLI names a bad flag, and percentile picks the nearest rank", () 
   assert.equal(percentile([5, 1, 4, 2, 3], 50), 3);
   assert.equal(percentile([5, 1, 4, 2, 3], 99), 5);
   assert.ok(Number.isNaN(percentile([], 50)));
+});
+
+Deno.test("with slot stock and the API, each machine sets its slots on the gateway before it connects", async () => {
+  const prefix = randomPrefix();
+  const api = fakeApi();
+  const controller = new AbortController();
+  const fleet = new Fleet({
+    url: BROKER,
+    machines: 2,
+    serialPrefix: prefix,
+    connectRate: 100,
+    protocolVersion: 4,
+    payloadBytes: 0,
+    answerCommands: false,
+    api: { url: api.url, token: "bench-token-0123456789" },
+    runId: "t4",
+    slotStock: 20,
+    signal: controller.signal,
+  });
+  try {
+    await fleet.connect();
+    assert.equal(fleet.stats.connected, 2);
+    assert.equal(fleet.stats.stockFailures, 0);
+    const slots = Array.from({ length: 8 }, (_, i) => ({ slot_no: i + 1, stock: 20 }));
+    assert.deepEqual(
+      api.stocked.sort((a, b) => a.serial.localeCompare(b.serial)),
+      [`${prefix}1`, `${prefix}2`].map((serial) => ({
+        serial,
+        auth: "Bearer bench-token-0123456789",
+        body: { slots },
+      })),
+    );
+  } finally {
+    controller.abort();
+    await fleet.close();
+    await api.server.shutdown();
+  }
 });
 
 Deno.test("with slot stock, no machine sells more than a slot holds; sold out, it heartbeats instead", async () => {

@@ -29,7 +29,9 @@ const HELP = `deno task simulate [flags]
   --first-index N          number of the first machine (default 1)
   --no-commands            do not subscribe to machine/{serial}/command
   --slot-stock N           items in each of a machine's 8 slots at start; no machine sells from an
-                           empty slot (default 20; 0 = unlimited, the default in blast mode)
+                           empty slot (default 20; 0 = unlimited, the default in blast mode). With
+                           --api-token each machine also sets that stock on the gateway
+                           (PUT /api/v1/machines/{serial}/slots) before it connects
   --messages N             blast mode: send N messages as fast as the broker takes them, then exit
   --inflight N             blast mode: unacknowledged publishes per connection (default 10)
   --transaction-share F    blast mode: share of transactions, the rest heartbeats (default 0.5)
@@ -162,7 +164,7 @@ function summaryLine(t: number, now: FleetStats, last: FleetStats, dt: number): 
     } err ${rate(now.sent.error, last.sent.error)}`,
     `puback/s ${rate(now.pubacked, last.pubacked)}`,
     `commands ${now.commandsReceived} answered ${now.commandsAnswered}`,
-    `failures connect ${now.connectFailures} token ${now.tokenFailures} publish ${now.publishErrors}`,
+    `failures connect ${now.connectFailures} token ${now.tokenFailures} stock ${now.stockFailures} publish ${now.publishErrors}`,
   ].join(" | ");
 }
 
