@@ -33,6 +33,8 @@ export interface ConsoleGateway {
   brokerUrl: string;
   /** `POST /api/v1/machines/{serial}/token` with the API token: the machine's MQTT password. */
   issueToken(serial: string): Promise<string>;
+  /** `PUT /api/v1/machines/{serial}/slots` with the API token: sets those slots' stock. */
+  setStock(serial: string, slots: { slot_no: number; stock: number }[]): Promise<void>;
   /** A simulated machine connected with its serial and token; answers commands when `ackCommands`. */
   machine(serial: string, token: string, options?: { ackCommands?: boolean }): Promise<MqttClient>;
   close(): Promise<void>;
@@ -70,6 +72,15 @@ export async function startConsoleGateway(env: Record<string, string> = {}): Pro
       const body = await res.json();
       if (res.status !== 201) throw new Error(`token for ${serial}: ${res.status} ${JSON.stringify(body)}`);
       return body.api_token as string;
+    },
+    async setStock(serial, slots) {
+      const res = await fetch(`${base}/api/v1/machines/${serial}/slots`, {
+        method: "PUT",
+        headers: { authorization: `Bearer ${apiToken}`, "content-type": "application/json" },
+        body: JSON.stringify({ slots }),
+      });
+      const body = await res.json();
+      if (res.status !== 200) throw new Error(`stock of ${serial}: ${res.status} ${JSON.stringify(body)}`);
     },
     async machine(serial, token, options = {}) {
       const client = await mqtt.connectAsync(gateway.embeddedBroker!.url, {

@@ -1,7 +1,8 @@
 /**
  * @module screenshots
  * `deno task screenshots`: starts a gateway in embedded mode with a simulated fleet (machines on
- * its broker sending heartbeats, sales and errors and answering commands; a day of sales; dead
+ * its broker sending heartbeats, sales and errors and answering commands; slots stocked through the
+ * API and a day of sales counted down from it; dead
  * letters; two device-service proxies, one healthy and one down), then saves a PNG of every console
  * page into docs/screenshots/ (or the folder given as the first argument). Needs /usr/bin/chromium.
  */
@@ -35,7 +36,12 @@ try {
     currentPage: 1 + (i % 3),
     payload: {},
   })));
-  // A day of sales (stock goes down, some slots run low).
+  // Every machine's 6 slots stocked through the API, as an operator or the back office would: the
+  // sales below count down from there, never below 0.
+  for (const serial of serials) {
+    await g.setStock(serial, Array.from({ length: 6 }, (_, i) => ({ slot_no: i + 1, stock: 20 })));
+  }
+  // A day of sales (stock goes down).
   const sales = [];
   for (let h = 0; h < 24; h++) {
     const n = 2 + Math.round(6 * Math.abs(Math.sin(h / 4)));
@@ -53,6 +59,9 @@ try {
     }
   }
   await store.recordTransactions(sales);
+  // A count found two slots nearly empty: the low-stock filter and badges have something to show.
+  await g.setStock("VM-001", [{ slot_no: 4, stock: 1 }]);
+  await g.setStock("VM-003", [{ slot_no: 2, stock: 2 }]);
   // Live machines on the broker: heartbeats, an error, commands answered.
   const live = [];
   for (const serial of serials.slice(0, 6)) {
