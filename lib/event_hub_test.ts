@@ -49,3 +49,38 @@ Deno.test("event hub: a throwing listener does not stop the others; close is ide
   hub.emit({ type: "command", status: "sent", ids: ["M1"], serials: [] });
   assert.equal(hub.active, false);
 });
+
+Deno.test("event hub: watched elsewhere it collects for its taps; delivered batches reach listeners only", async () => {
+  const hub = new EventHub({ flushMs: 5 });
+  const tapped: HubBatch[] = [];
+  const heard: HubBatch[] = [];
+  const listening: boolean[] = [];
+  hub.tap((b) => tapped.push(b));
+  hub.onListening((on) => listening.push(on));
+  hub.emit(hb("A", 1));
+  assert.equal(hub.active, false, "a tap is not a listener");
+  hub.watchedElsewhere = true;
+  assert.equal(hub.active, true);
+  assert.equal(hub.listeners, 0);
+  hub.emit(hb("A", 2));
+  await new Promise((r) => setTimeout(r, 30));
+  assert.deepEqual(tapped.map((b) => b.events.length), [1], "collected for the tap (the relay)");
+
+  hub.emit(hb("A", 3));
+  hub.watchedElsewhere = false; // nobody anywhere: what was pending is dropped
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(tapped.length, 1);
+
+  const off = hub.subscribe((b) => heard.push(b));
+  const off2 = hub.subscribe(() => {});
+  hub.deliver({ events: [hb("B", 1)], dropped: 0 });
+  assert.deepEqual(heard.map((b) => b.events[0]!.type === "heartbeat" && b.events[0]!.serial), ["B"]);
+  assert.equal(tapped.length, 1, "another process's batch is never passed on again");
+  off();
+  off();
+  off2();
+  assert.deepEqual(listening, [true, false], "told on the first listener and when the last one leaves");
+  hub.close();
+  hub.deliver({ events: [hb("C", 1)], dropped: 0 });
+  assert.equal(heard.length, 1);
+});
