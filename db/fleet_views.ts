@@ -3,8 +3,9 @@
  * The operator console's reads of the fleet, as plain SQL that MySQL/MariaDB and SQLite both run
  * the same way: a page of machines with today's sales, recent alerts and low-stock slots (searched,
  * filtered and sorted in the database, so 10,000 machines page as fast as 10), a machine's recent
- * sales, the error feed, and sales per hour. Each store hands it a runner and its way of binding a
- * time (MySQL: a `Date` for `DATETIME(3)`; SQLite: epoch milliseconds); only the hour bucket differs.
+ * sales, the error feed, sales per hour, and when machines were last heard. Each store hands it a
+ * runner and its way of binding a time (MySQL: a `Date` for `DATETIME(3)`; SQLite: epoch
+ * milliseconds); only the hour bucket differs.
  */
 
 /** Runs one statement with `?` placeholders and returns its rows. */
@@ -212,6 +213,25 @@ export class FleetViews {
     for (const r of sales) Object.assign(of(r.serial_no), { sales_count: r.n, sales_amount: r.amount });
     for (const r of alerts) of(r.serial_no).alerts = r.n;
     for (const r of low) of(r.serial_no).low_slots = r.n;
+    return out;
+  }
+
+  /**
+   * When each of these machines was last heard (`last_heard_at`; machines without a row are left
+   * out): what the presence sweep asks before it calls a machine silent (`lib/presence.ts`).
+   */
+  async lastHeard(serials: readonly string[]): Promise<Map<string, Date | null>> {
+    const out = new Map<string, Date | null>();
+    for (let i = 0; i < serials.length; i += 500) {
+      const chunk = serials.slice(i, i + 500);
+      const rows = await this.#run(
+        `SELECT serial_no, last_heard_at FROM machines WHERE serial_no IN (${
+          chunk.map(() => "?").join(", ")
+        })`,
+        chunk,
+      );
+      for (const r of rows) out.set(String(r.serial_no), toDate(r.last_heard_at));
+    }
     return out;
   }
 

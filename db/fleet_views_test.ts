@@ -1,7 +1,7 @@
 /**
  * @module fleet_views_test
  * The console's fleet reads give the same answers on MySQL and SQLite: paging, search, filters,
- * sorts, today's sales, recent alerts, low-stock slots, the error feed and sales per hour.
+ * sorts, today's sales, recent alerts, low-stock slots, the error feed, sales per hour and last heard.
  */
 import assert from "node:assert/strict";
 import { STORE_BACKENDS } from "../tests/store_backends.ts";
@@ -115,6 +115,12 @@ for (const backend of STORE_BACKENDS) {
       assert.deepEqual(hours.map((h) => [h.hour.toISOString(), h.count, h.amount]), [
         ["2026-04-13T23:00:00.000Z", 1, 10],
         ["2026-04-14T09:00:00.000Z", 2, 55.5],
+      ]);
+      // What the presence sweep asks: exact serials, unknown ones left out, any number of them.
+      const heard = await store.views.lastHeard(["VM-A", "vm-a", "nobody", ...Array(600).fill("VM-B")]);
+      assert.deepEqual([...heard].map(([s, d]) => [s, d?.toISOString()]), [
+        ["VM-A", "2026-04-14T10:00:00.000Z"],
+        ["VM-B", "2026-04-14T08:00:00.000Z"],
       ]);
     } finally {
       await cleanup();
