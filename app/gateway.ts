@@ -36,6 +36,8 @@ import { statusView } from "./status_view.ts";
 import { observeStore } from "./store_events.ts";
 import { EventHub } from "../lib/event_hub.ts";
 import { PresenceTracker } from "../lib/presence.ts";
+import { EventRelay } from "./event_relay.ts";
+import { RedisEventChannel } from "../queue/redis/redis_event_channel.ts";
 import { watchSysPresence } from "../broker/sys_presence.ts";
 import { type ConsoleApp, consoleRoutes } from "../http/console/console_routes.tsx";
 import { counterValues } from "../lib/metrics.ts";
@@ -55,7 +57,10 @@ export class Gateway {
   readonly app: Hono;
   /** Bearer token of `/api/*`: `API_TOKEN`, or a random one made here (main.ts prints it). */
   readonly apiToken: string;
-  /** Live events of this process (heartbeats, errors, sales, commands, presence): the console's feed. */
+  /**
+   * Live events (heartbeats, errors, sales, commands, presence): the console's feed. This process's,
+   * and with Redis every process's of the fleet (see {@link relay}).
+   */
   readonly hub = new EventHub();
   /** Which machines are online: broker events where it tells, else heartbeat age. */
   readonly presence: PresenceTracker;
@@ -73,6 +78,7 @@ export class Gateway {
   #commands?: CommandCenter;
   #devices?: DeviceService;
   #console?: ConsoleApp;
+  #relay?: EventRelay;
   #started = false;
   #closing?: Promise<void>;
 
@@ -80,7 +86,12 @@ export class Gateway {
     this.config = config;
     this.metrics = createMetrics();
     this.apiToken = config.http.apiToken ?? randomBytes(24).toString("base64url");
-    this.presence = new PresenceTracker({ silenceMs: config.machineOnlineSeconds * 1000, hub: this.hub });
+    this.presence = new PresenceTracker({
+      silenceMs: config.machineOnlineSeconds * 1000,
+      hub: this.hub,
+      // What this process learnt goes to the others (with Redis; see app/event_relay.ts).
+      onLocal: (event) => this.#relay?.presence(event),
+    });
     this.app = new Hono();
     this.app.onError(onError);
     this.app.notFound(notFound);
@@ -108,6 +119,11 @@ export class Gateway {
     return this.#commands?.brokerAuth;
   }
 
+  /** The relay of live events and presence between the gateway processes on one Redis, if any. */
+  get relay(): EventRelay | undefined {
+    return this.#relay;
+  }
+
   /** The device service (role `devices` with proxies configured); register MQTT handlers on it. */
   get devices(): DeviceService | undefined {
     return this.#devices;
@@ -130,7 +146,6 @@ export class Gateway {
 
     for (const risk of riskySettings(config)) log.warn("Risky setting: {risk}", { risk });
     try {
-      this.presence.start();
       this.#onClose("presence", () => {
         this.presence.close();
         this.hub.close();
@@ -147,6 +162,7 @@ export class Gateway {
         const reasons = failed.map((r) => (r as PromiseRejectedResult).reason);
         throw new StartupError(reasons.map((e) => (e as Error).message), { cause: reasons[0] });
       }
+      await this.#startPresence();
       // Commands, machine credentials and the HTTP API; built before the broker, whose auth it provides.
       const commands = await CommandCenter.open({
         config,
@@ -196,6 +212,37 @@ export class Gateway {
       await this.close();
       throw error;
     }
+  }
+
+  /**
+   * The presence sweep and, with Redis, the event relay. With the relay the sweep asks the database
+   * before it calls a machine silent (this process hears only its share of the heartbeats), and a
+   * process without a database does not sweep: it hears no heartbeats, and the others' changes
+   * reach it through the relay.
+   */
+  async #startPresence(): Promise<void> {
+    const { config } = this;
+    if (this.#queues?.kind !== "redis" || !config.redis.url) {
+      this.presence.start();
+      return;
+    }
+    const relay = new EventRelay({
+      hub: this.hub,
+      presence: this.presence,
+      channel: new RedisEventChannel(config.redis.url, config.redis.incomingQueue),
+      origin: `${config.mqtt.clientId}:${randomBytes(4).toString("hex")}`,
+      metrics: this.metrics,
+    });
+    this.#relay = relay;
+    this.#onClose("event relay", () => relay.close());
+    const store = this.#store;
+    if (store) this.presence.start({ lastHeard: (serials) => store.views.lastHeard(serials) });
+    // Redis answered a moment ago (the queues); should it not now, the relay subscribes when it does.
+    await relay.start(AbortSignal.any([this.signal, AbortSignal.timeout(5000)])).catch((error) =>
+      log.warn("Event relay not subscribed yet ({error}); live events are this process's until it is", {
+        error,
+      })
+    );
   }
 
   /** The operator console at `/console` (and `/` redirects there): same app, same process. */
@@ -494,6 +541,7 @@ export class Gateway {
       embeddedBroker: this.#broker,
       store: this.#store,
       devices: this.#devices,
+      relay: this.#relay,
     });
   }
 

@@ -9,6 +9,7 @@ import type { DeviceService } from "../devices/device_service.ts";
 import { counterValues, type Metrics } from "../lib/metrics.ts";
 import type { MqttConnection } from "../mqtt/mqtt_connection.ts";
 import type { ReliableQueue } from "../queue/reliable_queue.ts";
+import type { EventRelay } from "./event_relay.ts";
 
 export interface StatusParts {
   metrics: Metrics;
@@ -19,6 +20,7 @@ export interface StatusParts {
   embeddedBroker?: EmbeddedBroker;
   store?: Store;
   devices?: DeviceService;
+  relay?: EventRelay;
 }
 
 export async function statusView(p: StatusParts): Promise<Record<string, unknown>> {
@@ -67,6 +69,8 @@ export async function statusView(p: StatusParts): Promise<Record<string, unknown
     },
     queues: depths,
     devices: p.devices?.status() ?? null,
+    // Live events over Redis: every process's (null: this process's only).
+    event_relay: p.relay?.status() ?? null,
     embedded_broker: p.embeddedBroker?.status() ?? null,
   };
 }

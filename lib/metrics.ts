@@ -129,6 +129,19 @@ export function createMetrics() {
       labelNames: ["result"] as const,
       registers,
     }),
+    relayMessages: new Counter({
+      name: "gateway_event_relay_messages_total",
+      help: "Messages of the live-event relay over Redis (see docs/scaling.md): published, failed (not " +
+        "published: Redis away), received (from other processes), invalid (not a relay message)",
+      labelNames: ["outcome"] as const,
+      registers,
+    }),
+    relayEvents: new Counter({
+      name: "gateway_event_relay_events_total",
+      help: "Live events and presence changes carried by the relay, by direction (published, received)",
+      labelNames: ["direction"] as const,
+      registers,
+    }),
     devicesEventsDropped: new Counter({
       name: "gateway_devices_events_dropped_total",
       help: "Device events dropped (oldest first) because the offline buffer was full",

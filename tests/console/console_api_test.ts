@@ -29,6 +29,7 @@ Deno.test("API: dead letters, presence in /machines and /events, bearer-protecte
   let events: ReadableStreamDefaultReader<Uint8Array> | undefined;
   try {
     assert.equal((await fetch(`${g.base}/`, { redirect: "manual" })).headers.get("location"), "/console");
+    assert.equal(g.gateway.relay, undefined, "embedded mode: one process, no relay");
     const db = SqliteQueue.openDatabase(queueDbPath(g.dataDir));
     const q = new SqliteQueue(db, "mqtt_incoming_jobs", { consumerId: "api-test" });
     const job = (serial: string) =>
