@@ -329,7 +329,9 @@ Deno.test("console: an operator's pages show the fleet; POSTs need the CSRF toke
     assert.match(await get("/console/alerts"), /coin jam/);
     assert.match(await get("/console/dead-letters"), /Cannot parse the job/);
     assert.match(await get("/console/devices"), /data-proxy="7"/);
-    assert.match(await get("/console/system"), /<svg class="chart"/);
+    const system = await get("/console/system");
+    assert.match(system, /<svg class="chart"/);
+    assert.match(system, /Live events: this process only/, "no Redis relay in this status");
 
     // No CSRF token, or another origin: refused.
     assert.equal(

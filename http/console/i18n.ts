@@ -147,6 +147,9 @@ const M = {
   queued_ok: ["Queued: {id}", "已排入：{id}"],
   uptime: ["Uptime", "運行時間"],
   worker: ["Worker / downlink", "工作程序／下行"],
+  live_events: ["Live events", "即時事件"],
+  events_fleet: ["whole fleet over Redis, {n} process(es) heard", "經 Redis 涵蓋全部機群，已收到 {n} 個程序"],
+  events_local: ["this process only", "僅此程序"],
 } as const satisfies Record<string, readonly [string, string]>;
 
 export type MessageKey = keyof typeof M;

@@ -1,8 +1,9 @@
 /**
  * @module system_page
- * The running gateway: broker connection, roles and backends, queue depths, counters, memory, and
- * two charts (sales per hour over 24 hours; messages per second over the last ten minutes). The
- * live part is re-fetched every five seconds.
+ * The running gateway: broker connection, roles and backends, queue depths, counters, memory,
+ * whether live events cover the fleet (the Redis relay) or this process, and two charts (sales per
+ * hour over 24 hours; messages per second over the last ten minutes). The live part is re-fetched
+ * every five seconds.
  */
 import { BarChart, LineChart } from "./charts.tsx";
 import { Layout, type View } from "./layout.tsx";
@@ -31,6 +32,7 @@ export function SystemLive(props: { v: View; d: SystemData }) {
     counters?: Record<string, unknown>;
     queues?: Record<string, Record<string, number> | { error: string }>;
     embedded_broker?: { clients?: number } | null;
+    event_relay?: { processes: number } | null;
   };
   const counters = s.counters ?? {};
   return (
@@ -105,6 +107,9 @@ export function SystemLive(props: { v: View; d: SystemData }) {
           <p class="muted">
             {t("presence")}: {d.presenceTracked} · SSE: {d.streams}
             {s.embedded_broker ? ` · MQTT clients: ${s.embedded_broker.clients ?? 0}` : ""}
+            {" · "}
+            {t("live_events")}:{" "}
+            {s.event_relay ? t("events_fleet", { n: s.event_relay.processes }) : t("events_local")}
           </p>
         </div>
         <div class="card">

@@ -2,9 +2,9 @@
  * @module events
  * `GET /api/v1/events`: the gateway's live events as Server-Sent Events, for the back office
  * (the console reads the same hub at `/console/events`). Each `batch` event is
- * `{"events": [...], "dropped": n}`; `types=presence,command` keeps only those kinds. Events are
- * this process's: with the roles split over several processes, follow the one running the worker
- * (heartbeats, sales, errors, acks) and the one running the broker connection (presence).
+ * `{"events": [...], "dropped": n}`; `types=presence,command` keeps only those kinds. With Redis
+ * the events are every gateway process's (the event relay, `app/event_relay.ts`), whichever
+ * process this stream is on; without Redis there is one process anyway.
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { EventHub, HubEvent } from "../../lib/event_hub.ts";
@@ -35,7 +35,8 @@ export function eventRoutes(deps: EventRoutesDeps): OpenAPIHono {
         'Each message is `event: batch` with `data: {"events": [...], "dropped": n}`, sent at most ' +
         "every 500 ms (the last heartbeat per machine; other kinds capped at 200 a batch, the rest counted " +
         'in dropped). Presence: `{"type": "presence", "serial", "online", "at", "source": ' +
-        '"broker"|"heartbeat"|"silence"}`. A comment line every 15 s keeps proxies from closing it.',
+        '"broker"|"heartbeat"|"silence"}`. With Redis, every gateway process\'s events (one batch per ' +
+        "process and flush). A comment line every 15 s keeps proxies from closing it.",
       security: [{ [BEARER]: [] }],
       request: {
         query: z.object({
