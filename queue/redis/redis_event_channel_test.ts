@@ -3,10 +3,11 @@
  * The relay's Redis side on the local Redis and on a private three-master Cluster: a message
  * published by one channel reaches every subscriber of the same queue's channel and no other
  * deployment's; the watchers' set counts processes with a listener, renews, lapses and leaves.
+ * Through Sentinel, both connections follow the master when the old one dies.
  */
 import assert from "node:assert/strict";
 import { dropRedisKeys, SERVICES, uniqueId, waitFor } from "../../tests/support.ts";
-import { RedisCluster, TOPOLOGY_PASSWORD } from "../../tests/faults/redis_topology.ts";
+import { RedisCluster, RedisSentinelSet, TOPOLOGY_PASSWORD } from "../../tests/faults/redis_topology.ts";
 import { Redis } from "ioredis";
 import { RedisEventChannel } from "./redis_event_channel.ts";
 
@@ -73,6 +74,47 @@ Deno.test("redis event channel: the same on a three-master Redis Cluster", async
     }
   } finally {
     await cluster.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("redis event channel: through Sentinel, publisher and subscriber follow a failover", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "gw_events_sentinel_" });
+  const set = await RedisSentinelSet.start(dir);
+  const a = new RedisEventChannel(set.url, "mqtt_incoming_jobs");
+  const b = new RedisEventChannel(set.url, "mqtt_incoming_jobs");
+  const got: string[] = [];
+  try {
+    await a.open(() => {});
+    await b.open((t) => got.push(t));
+    await a.publish("before");
+    await waitFor(() => got.includes("before"), 5000, "the message before the failover");
+    assert.equal(await a.watchers("A", "watch", 60_000), 1);
+
+    // The master dies (a stopped one, not a demoted one, whose replica link would still carry
+    // the messages): the sentinel promotes the replica and both connections must move to it.
+    const master = await set.masterPort();
+    const index = set.dataPorts.indexOf(master);
+    await set.processes[index]!.stop("SIGKILL");
+    await waitFor(
+      async () => await set.masterPort() !== master,
+      30_000,
+      "the sentinel to promote the replica",
+    );
+    let n = 0;
+    await waitFor(
+      async () => {
+        // Fails fast until the publisher has reconnected; then until the subscriber has.
+        await a.publish(`after ${n++}`).catch(() => {});
+        return got.some((t) => t.startsWith("after"));
+      },
+      30_000,
+      "a message after the failover",
+    );
+    assert.equal(await a.watchers("A", "read", 60_000), 1, "the new master has the replicated set");
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+    await set.close();
     await Deno.remove(dir, { recursive: true });
   }
 });
