@@ -4,7 +4,8 @@
  * (the worker's job handlers, the command intake, the downlink, the TTL sweeper): the store is
  * wrapped once in `gateway.ts`, so no hot path has a line of console code and every method the
  * store gains later passes through untouched. An event is emitted only after its write is stored,
- * and built only while someone listens (presence is fed from heartbeats regardless).
+ * and built only while someone listens: here, or with Redis anywhere in the fleet (`hub.active`, see
+ * `event_relay.ts`). Presence is fed from heartbeats regardless.
  */
 import { type CommandAck, saleKey, type Store } from "../db/store.ts";
 import type { EventHub } from "../lib/event_hub.ts";
