@@ -37,7 +37,6 @@ import { observeStore } from "./store_events.ts";
 import { EventHub } from "../lib/event_hub.ts";
 import { PresenceTracker } from "../lib/presence.ts";
 import { EventRelay } from "./event_relay.ts";
-import { RedisEventChannel } from "../queue/redis/redis_event_channel.ts";
 import { watchSysPresence } from "../broker/sys_presence.ts";
 import { type ConsoleApp, consoleRoutes } from "../http/console/console_routes.tsx";
 import { counterValues } from "../lib/metrics.ts";
@@ -226,6 +225,8 @@ export class Gateway {
       this.presence.start();
       return;
     }
+    // Loaded only with Redis, like the queues' client: an edge box never holds ioredis.
+    const { RedisEventChannel } = await import("../queue/redis/redis_event_channel.ts");
     const relay = new EventRelay({
       hub: this.hub,
       presence: this.presence,
