@@ -106,7 +106,9 @@ Deno.test("event relay: events reach the other processes' listeners, only while 
     assert.equal(b!.relay.status().processes, 2, "b counts the process it heard from");
 
     const offA = a!.listen();
-    await waitFor(() => a!.relay.status().watchers === 2, 3000, "both watching");
+    // Each learns of the other's listener at its own next read of the set.
+    await waitFor(() => a!.relay.status().publishing && b!.relay.status().publishing, 3000, "both watching");
+    assert.equal(b!.relay.status().watchers, 2);
     b!.hub.emit(sale("S-2", 3));
     a!.hub.emit(sale("S-1", 4));
     await waitFor(
