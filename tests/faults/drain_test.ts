@@ -54,7 +54,10 @@ Deno.test("a drained gateway leaves its share group and its session; a departed 
     const c = await startGateway(ctx, dir.path, id("c"), "gateway-c");
 
     const { fleet, messages } = await transactionFleet(ctx, broker.url, "FD", MACHINES, MESSAGES);
-    const sending = fleet.send(messages, 5);
+    // The second half is sent only once c is dead, so c's share of it must wait in c's session
+    // (waiting for "half stored" alone let a slow box send everything before c died).
+    const firstHalf = messages.slice(0, MESSAGES / 2);
+    const sending = fleet.send(firstHalf, 5);
 
     await waitFor("a quarter stored", async () => await db.transactionCount() >= MESSAGES / 4, {
       timeoutMs: 60_000,
@@ -70,8 +73,9 @@ Deno.test("a drained gateway leaves its share group and its session; a departed 
       timeoutMs: 60_000,
       intervalMs: 20,
     });
-    await c.kill();
     await sending;
+    await c.kill();
+    await fleet.send(messages.slice(MESSAGES / 2), 5);
 
     // c's share since its death waits in its session (and its worker's leases in its processing
     // lists): a alone cannot finish the run.
