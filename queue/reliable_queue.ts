@@ -1,7 +1,12 @@
 /**
  * @module reliable_queue
  * The queue interface shared by the Redis lists (production) and the embedded SQLite table.
- * Delivery is at least once: a job leased by a consumer that dies is put back by `recover()`.
+ * Delivery is at least once: a job leased by a consumer that dies is put back, by `reclaim()` of
+ * any other consumer once the dead one's liveness has lapsed, or by `recover()` at its next start.
+ *
+ * Liveness: a handle that has leased (or recovered, or handed off) is a consumer, and while it is
+ * open a timer refreshes its liveness every third of the TTL, whether or not it does anything
+ * else: a consumer busy with one long job, or idle, is never taken for dead. `close()` stops it.
  */
 
 /** One job taken from the queue; hand it back with `ack`, `retry`, `release` or `deadLetter`. */
@@ -34,6 +39,14 @@ export interface DeadLetter {
 export interface QueueFence {
   key: string;
   value: string;
+}
+
+/** What {@link ReliableQueue.reclaim} found. */
+export interface Reclaimed {
+  /** The consumers found dead whose jobs went back to the head of the list, with how many each. */
+  consumers: { consumer: string; jobs: number }[];
+  /** Jobs other consumers, alive, hold now (leased, or moved by a blocking wait): left alone. */
+  heldByOthers: number;
 }
 
 export interface RetryOptions {
@@ -73,8 +86,18 @@ export interface ReliableQueue {
   ): Promise<Lease[] | null>;
   /** Optional: makes a waiting `lease` of this consumer return at once. */
   interrupt?(): void;
-  /** Puts back the jobs of dead consumers (and this consumer's own, from an earlier run). */
+  /**
+   * At start only: puts back the jobs of dead consumers and this consumer's own, from an earlier
+   * run under the same id (taking its own later would take what it holds now).
+   */
   recover(): Promise<number>;
+  /**
+   * The periodic sweep: puts back, at the head of the list and in their order, the jobs of every
+   * consumer whose liveness has lapsed, never this consumer's own nor a live one's. Each dead
+   * consumer's jobs move in one atomic step that checks its liveness again, so sweeps of several
+   * processes at once move each job once, and a consumer that came back meanwhile keeps its jobs.
+   */
+  reclaim(): Promise<Reclaimed>;
   depth(): Promise<QueueDepth>;
   /** The dead letters, oldest first, from `offset`. */
   deadLetters(limit?: number, offset?: number): Promise<DeadLetter[]>;

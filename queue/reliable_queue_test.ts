@@ -350,6 +350,87 @@ const cases: Record<string, Case> = {
     assert.deepEqual(await other.depth(), { ready: 0, processing: 0, delayed: 0, dead: 0 });
   },
 
+  "reclaim puts back a dead consumer's jobs at the head, in order, and never its own or a live one's": async (
+    h,
+  ) => {
+    const ttl = { aliveTtlMs: 300 };
+    const dead = h.consumer("gw-a:worker:0", ttl);
+    await dead.push(...[1, 2, 3, 4, 5].map(job));
+    assert.deepEqual(raws(await dead.lease(2, 0)), [job(1), job(2)]);
+    await h.crash(); // gw-a is gone for good: never started again under its id
+    const sweeper = h.consumer("gw-b:worker:0", ttl);
+    const live = h.consumer("gw-c:worker:0", ttl);
+    assert.deepEqual(raws(await sweeper.lease(1, 0)), [job(3)], "the sweeper's own lease");
+    assert.deepEqual(raws(await live.lease(1, 0)), [job(4)], "a live consumer's lease");
+    assert.deepEqual(
+      await sweeper.reclaim(),
+      { consumers: [], heldByOthers: 3 },
+      "gw-a's liveness has not lapsed yet",
+    );
+    await sleep(450);
+    assert.deepEqual(await sweeper.reclaim(), {
+      consumers: [{ consumer: "gw-a:worker:0", jobs: 2 }],
+      heldByOthers: 1,
+    });
+    assert.deepEqual(await sweeper.reclaim(), { consumers: [], heldByOthers: 1 }, "nothing twice");
+    const again = await live.lease(10, 0);
+    assert.deepEqual(raws(again), [job(1), job(2), job(5)], "back at the head, in their order");
+    assert.deepEqual(again.map((l) => l.attempts), [0, 0, 0]);
+    assert.deepEqual(await sweeper.depth(), { ready: 0, processing: 5, delayed: 0, dead: 0 });
+  },
+
+  "a live consumer holding a lease for several TTLs without a queue operation is not robbed": async (h) => {
+    const ttl = { aliveTtlMs: 300 };
+    const holder = h.consumer("gw-a:worker:0", ttl);
+    await holder.push(job(1), job(2));
+    const leases = await holder.lease(1, 0);
+    const sweeper = h.consumer("gw-b:worker:0", ttl);
+    // Five TTLs of a job in hand (a database down for minutes, in short), sweeping all along.
+    for (const until = Date.now() + 1500; Date.now() < until;) {
+      assert.deepEqual(await sweeper.reclaim(), { consumers: [], heldByOthers: 1 });
+      await sleep(50);
+    }
+    await holder.ack(leases);
+    assert.deepEqual(await sweeper.depth(), { ready: 1, processing: 0, delayed: 0, dead: 0 });
+    assert.deepEqual(raws(await sweeper.lease(10, 0)), [job(2)]);
+  },
+
+  "two sweeps at once move each job of a dead consumer once": async (h) => {
+    const ttl = { aliveTtlMs: 300 };
+    const dead = h.consumer("gw-a:worker:0", ttl);
+    const jobs = Array.from({ length: 50 }, (_, i) => job(i));
+    await dead.push(...jobs);
+    assert.equal((await dead.lease(50, 0)).length, 50);
+    await h.crash();
+    const a = h.consumer("gw-b:worker:0", ttl);
+    const b = h.consumer("gw-c:worker:0", ttl);
+    await sleep(450);
+    const [ra, rb] = await Promise.all([a.reclaim(), b.reclaim()]);
+    assert.deepEqual([...ra.consumers, ...rb.consumers], [{ consumer: "gw-a:worker:0", jobs: 50 }]);
+    const leased = await a.lease(100, 0);
+    assert.deepEqual(raws(leased), jobs, "each job once, in order");
+    await a.ack(leased);
+    assert.deepEqual(await b.depth(), { ready: 0, processing: 0, delayed: 0, dead: 0 });
+  },
+
+  "close() stops the liveness refresh: a closed consumer's jobs are reclaimed a TTL later": async (h) => {
+    const ttl = { aliveTtlMs: 300 };
+    const closing = h.consumer("gw-a:worker:0", ttl);
+    await closing.push(job(1));
+    await closing.lease(1, 0);
+    const sweeper = h.consumer("gw-b:worker:0", ttl);
+    await sleep(450);
+    assert.deepEqual(await sweeper.reclaim(), { consumers: [], heldByOthers: 1 }, "refreshed while open");
+    await closing.close();
+    await closing.close(); // idempotent
+    await sleep(450);
+    assert.deepEqual(await sweeper.reclaim(), {
+      consumers: [{ consumer: "gw-a:worker:0", jobs: 1 }],
+      heldByOthers: 0,
+    });
+    assert.deepEqual(raws(await sweeper.lease(10, 0)), [job(1)]);
+  },
+
   "jobs survive a crash before they are leased": async (h) => {
     await h.consumer("producer").push(job(1), job(2));
     await h.crash();

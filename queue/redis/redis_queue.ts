@@ -3,12 +3,14 @@
  * {@link ReliableQueue} on Redis lists, byte-compatible with a Laravel producer or consumer:
  * the main list holds exactly the pushed JSON, `RPUSH` appends, consumers take from the left.
  * Jobs are leased with `BLMOVE` into a per-consumer processing list (never a bare `BLPOP`, which
- * loses the job if the worker dies), so a dead consumer's jobs are put back by `recover()`.
+ * loses the job if the worker dies), so a dead consumer's jobs can be put back: by `reclaim()`, the
+ * periodic sweep of every live process, once its liveness key has expired, or by `recover()` at its
+ * next start under the same id. The liveness key is refreshed by a timer while the handle is open.
  *
  * Keys beside the main list `Q` (our extension; a Laravel app never needs to read them), each
  * under the hash tag `{Q}` (see `key_prefix.ts`) so that on a Redis Cluster they share `Q`'s slot:
  * `{Q}:processing:<consumer>`, `{Q}:woken:<consumer>` (what a blocking wait moved, taken first by
- * the next lease), `{Q}:consumer:<consumer>` (liveness, expires), `{Q}:consumers` (set),
+ * the next lease), `{Q}:consumer:<consumer>` (liveness, expires after the TTL), `{Q}:consumers` (set),
  * `{Q}:delayed` (zset of retries, member `nonce:raw`), `{Q}:attempts` (hash sha1(raw) → failures),
  * `{Q}:dead` (list of `{job, reason, attempts, failed_at}`; a dead letter's id is the sha1 of its entry).
  *
@@ -24,6 +26,7 @@ import type {
   Lease,
   QueueDepth,
   QueueFence,
+  Reclaimed,
   ReliableQueue,
   RetryOptions,
 } from "../reliable_queue.ts";
@@ -111,12 +114,28 @@ if not i then return false end
 redis.call('LSET', KEYS[1], i, ARGV[2])
 return redis.sha1hex(ARGV[2])`;
 
-// KEYS: processing, main, woken. What a blocking wait moved goes back first, then the leases.
-const PUT_BACK_ALL = `
+// KEYS: processing, main, woken. What a blocking wait moved goes back first, then the leases, so
+// the head of the list ends up: the oldest lease … the newest, then what the wait moved.
+const MOVE_BACK = `
 local n = 0
 while redis.call('LMOVE', KEYS[3], KEYS[2], 'LEFT', 'LEFT') do n = n + 1 end
-while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'LEFT') do n = n + 1 end
+while redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'LEFT') do n = n + 1 end`;
+
+const PUT_BACK_ALL = `${MOVE_BACK}
 return n`;
+
+// The periodic sweep, for one other consumer. KEYS: its processing, main, woken, its liveness key,
+// consumers. ARGV: its id. Alive: touches nothing, returns {0, jobs it holds}. Dead: PUT_BACK_ALL,
+// it leaves the set, returns {jobs moved, 0}. The check and the move are one script, so a consumer
+// that refreshed its liveness after the caller listed it keeps its jobs, and of two sweeps at once
+// the second finds the lists empty.
+const RECLAIM = `
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  return {0, redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[3])}
+end
+${MOVE_BACK}
+redis.call('SREM', KEYS[5], ARGV[1])
+return {n, 0}`;
 
 // The old layout's retries, attempt counts and dead letters into the new keys, in one step. KEYS:
 // old delayed, new delayed, old attempts, new attempts, old dead, new dead. Dead letters keep
@@ -166,7 +185,10 @@ const DEAD_CHUNK = 1000;
 export interface RedisQueueOptions {
   /** Stable per process and worker slot, so a restart finds its own unfinished jobs. */
   consumerId: string;
-  /** A consumer not seen for this long is dead: `recover()` of another consumer takes its jobs. */
+  /**
+   * A consumer whose liveness was not refreshed for this long is dead: `reclaim()` (or `recover()`)
+   * of another consumer takes its jobs. Refreshed every third of it while the handle is open.
+   */
   aliveTtlMs?: number;
   /**
    * Replicas that must hold a new job before `push` (and `pushLeased`, and a dead letter without
@@ -199,6 +221,9 @@ export class RedisQueue implements ReliableQueue {
   /** `{Q}` (see the module doc). */
   readonly #prefix: string;
   #aliveAt = 0;
+  /** Refreshes the liveness key while open, from the first heartbeat on (see `#keepAlive`). */
+  #aliveTimer?: ReturnType<typeof setInterval>;
+  #refreshing?: Promise<void>;
   #closed = false;
   /** Leases handed out by `lease` and not handed back yet (ack, retry, release, deadLetter). */
   #inHand = 0;
@@ -430,6 +455,30 @@ export class RedisQueue implements ReliableQueue {
     await tx.exec();
   }
 
+  async reclaim(): Promise<Reclaimed> {
+    const result: Reclaimed = { consumers: [], heldByOthers: 0 };
+    const others = (await this.#redis.smembers(this.#keys.consumers)).filter((c) => c !== this.#consumer);
+    if (others.length === 0) return result;
+    // One round trip for all; every key is under {Q}, so on a Cluster they share one slot.
+    const pipeline = this.#redis.pipeline();
+    for (const consumer of others) {
+      const keys = RedisQueue.#keysOf(this.#prefix, consumer);
+      pipeline.eval(RECLAIM, 5, keys.processing, this.name, keys.woken, keys.alive, keys.consumers, consumer);
+    }
+    const replies = (await pipeline.exec()) ?? [];
+    // A failed reply (the connection dropped) fails the sweep: the next one finds what is left.
+    const failed = replies.find(([error]) => error);
+    if (failed || replies.length !== others.length) {
+      throw failed?.[0] ?? new Error(`A sweep of ${this.name} was aborted`);
+    }
+    replies.forEach(([, reply], i) => {
+      const [moved, held] = (reply as [number, number]).map(Number) as [number, number];
+      if (moved > 0) result.consumers.push({ consumer: others[i]!, jobs: moved });
+      result.heldByOthers += held;
+    });
+    return result;
+  }
+
   async recover(): Promise<number> {
     await this.#heartbeat(true);
     let moved = await this.#putBackDead(this.#prefix);
@@ -523,10 +572,15 @@ export class RedisQueue implements ReliableQueue {
     await this.#redis.ping();
   }
 
-  /** Closes only this consumer's blocking connection; the shared client belongs to the caller. */
+  /**
+   * Stops the liveness refresh and closes only this consumer's blocking connection; the shared
+   * client belongs to the caller. A refresh on its way is not awaited (Redis may be down).
+   */
   async close(options: { handBack?: boolean } = {}): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#aliveTimer);
+    this.#aliveTimer = undefined;
     const blocking = this.#blocking;
     this.#blocking = undefined;
     // disconnect() aborts a pending BLMOVE; a job it had already moved stays in our processing
@@ -534,9 +588,9 @@ export class RedisQueue implements ReliableQueue {
     blocking?.disconnect();
     await Promise.resolve();
     if (!options.handBack) return;
-    // No next start under this consumer id, and the others recover only when they start: what a
-    // blocking wait moved and every lease never acked go back to the head of the list now. If Redis
-    // cannot be reached, the consumer's lists stay for recover() as after a crash.
+    // No next start under this consumer id, and the others' sweeps would take them only once its
+    // liveness lapses: what a blocking wait moved and every lease never acked go back to the head
+    // of the list now. If Redis cannot be reached, the lists stay for those sweeps, as after a crash.
     await this.#waiting?.catch(() => {});
     const keys = this.#keys;
     await this.#redis.eval(PUT_BACK_ALL, 3, keys.processing, this.name, keys.woken).catch(() => {});
@@ -555,5 +609,20 @@ export class RedisQueue implements ReliableQueue {
       .set(this.#keys.alive, String(now), "PX", this.#aliveTtlMs)
       .sadd(this.#keys.consumers, this.#consumer)
       .exec();
+    this.#keepAlive();
+  }
+
+  /**
+   * From the first heartbeat on this handle is a consumer, and its liveness must not depend on its
+   * traffic: a worker holding one job for minutes (the database down) or waiting on an idle list
+   * is alive. A timer refreshes the key every third of the TTL until `close()`; unref'd, so a
+   * handle never closed does not keep the process up. A failed refresh is tried at the next tick.
+   */
+  #keepAlive(): void {
+    if (this.#aliveTimer !== undefined || this.#closed) return;
+    this.#aliveTimer = setInterval(() => {
+      this.#refreshing ??= this.#heartbeat(true).catch(() => {}).finally(() => this.#refreshing = undefined);
+    }, Math.max(1, Math.floor(this.#aliveTtlMs / 3)));
+    Deno.unrefTimer(this.#aliveTimer);
   }
 }

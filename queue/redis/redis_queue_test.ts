@@ -2,13 +2,16 @@
  * @module redis_queue_test
  * RedisQueue behaviour beyond the conformance suite: a job stranded in the consumer's processing
  * list (a BLMOVE that Redis executed but whose reply was lost in a restart, then sent again by
- * ioredis) goes back to the queue at the next lease, not only at the next process start; and the
- * hand-off (`pushLeased`, `interrupt`) the downlink's fast lane uses.
+ * ioredis) goes back to the queue at the next lease, not only at the next process start; the
+ * hand-off (`pushLeased`, `interrupt`) the downlink's fast lane uses; and the liveness key and the
+ * sweep (`reclaim`) seen in Redis: refreshed without traffic, left to expire after close, sweeps on
+ * several connections at once.
  */
 import assert from "node:assert/strict";
 import { SERVICES } from "../../tests/support.ts";
 import { Redis } from "ioredis";
 import { RedisQueue } from "./redis_queue.ts";
+import { sleep } from "../../lib/sleep.ts";
 
 const REDIS_URL = SERVICES.redis;
 
@@ -232,5 +235,84 @@ Deno.test("close({ handBack }) puts a leaving consumer's unacked leases back at 
     await queue.close({ handBack: true }); // c1 leaves for good
     assert.deepEqual((await redis.lrange(name, 0, -1)).sort(), ["a", "b"]);
     assert.equal(await redis.llen(`{${name}}:processing:c1`), 0);
+  });
+});
+
+Deno.test("the liveness key lives on without traffic while the consumer is open, and expires after close", async () => {
+  await withQueue(async (redis, _queue, name) => {
+    const q = new RedisQueue(redis, name, { consumerId: "idle", aliveTtlMs: 300 });
+    const alive = `{${name}}:consumer:idle`;
+    try {
+      assert.equal(await redis.exists(alive), 0, "a handle that never leased is no consumer");
+      assert.deepEqual(await q.lease(1, 0), []);
+      assert.equal(await redis.sismember(`{${name}}:consumers`, "idle"), 1);
+      for (let i = 0; i < 6; i++) {
+        await sleep(150); // 900 ms in all: three TTLs without one queue operation
+        assert.equal(await redis.exists(alive), 1, `alive after ${(i + 1) * 150} ms idle`);
+      }
+      assert.ok(await redis.pttl(alive) > 100, "refreshed about every third of the TTL");
+    } finally {
+      await q.close();
+    }
+    await q.close(); // idempotent
+    await sleep(450);
+    assert.equal(await redis.exists(alive), 0, "no refresh after close: the key expired");
+  });
+});
+
+Deno.test("reclaim checks liveness inside its script: a listed consumer whose key is back keeps its lists", async () => {
+  await withQueue(async (redis, queue, name) => {
+    const k = (what: string) => `{${name}}:${what}`;
+    // "back" is listed and holds a lease and a woken job; its liveness key is set again (it came
+    // back to life after a sweep listed it); "gone" has the same lists and no key.
+    await redis.sadd(k("consumers"), "back", "gone");
+    for (const c of ["back", "gone"]) {
+      await redis.lpush(k(`processing:${c}`), `${c}-1`, `${c}-2`);
+      await redis.lpush(k(`woken:${c}`), `${c}-w`);
+    }
+    await redis.set(k("consumer:back"), "1", "PX", 10_000);
+    assert.deepEqual(await queue.reclaim(), { consumers: [{ consumer: "gone", jobs: 3 }], heldByOthers: 3 });
+    assert.deepEqual(await redis.lrange(name, 0, -1), ["gone-1", "gone-2", "gone-w"]);
+    assert.equal(await redis.llen(k("processing:back")), 2);
+    assert.equal(await redis.llen(k("woken:back")), 1);
+    assert.deepEqual((await redis.smembers(k("consumers"))).sort(), ["back"], "the dead one leaves the set");
+  });
+});
+
+Deno.test("sweeps on separate connections at once move each job of the dead consumers once", async () => {
+  await withQueue(async (redis, queue, name) => {
+    const jobs = Array.from({ length: 300 }, (_, i) => `j${i}`);
+    await queue.push(...jobs);
+    // Ten consumers lease 30 each, then die (their connection is dropped: no ack, no refresh).
+    const dying = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+    const dead = Array.from(
+      { length: 10 },
+      (_, i) => new RedisQueue(dying, name, { consumerId: `d${i}`, aliveTtlMs: 300 }),
+    );
+    for (const d of dead) assert.equal((await d.lease(30, 0)).length, 30);
+    dying.disconnect();
+    await sleep(450);
+    const connections = Array.from({ length: 4 }, () => new Redis(REDIS_URL, { maxRetriesPerRequest: 1 }));
+    const sweepers = connections.map((c, i) =>
+      new RedisQueue(c, name, { consumerId: `s${i}`, aliveTtlMs: 300 })
+    );
+    try {
+      const results = await Promise.all(sweepers.map((s) => s.reclaim()));
+      const moved = results.flatMap((r) => r.consumers);
+      assert.equal(moved.reduce((n, c) => n + c.jobs, 0), 300);
+      assert.deepEqual(moved.map((c) => c.consumer).sort(), dead.map((_, i) => `d${i}`).sort(), "each once");
+      const ready = await redis.lrange(name, 0, -1);
+      assert.equal(ready.length, 300);
+      assert.deepEqual([...ready].sort(), [...jobs].sort(), "every job once");
+      for (let i = 0; i < 10; i++) {
+        // Each consumer's jobs together and in their order, whichever sweep moved them.
+        const own = jobs.slice(i * 30, i * 30 + 30);
+        const at = ready.indexOf(own[0]!);
+        assert.deepEqual(ready.slice(at, at + 30), own);
+      }
+    } finally {
+      await Promise.all([...dead, ...sweepers].map((q) => q.close()));
+      for (const c of connections) await c.quit();
+    }
   });
 });

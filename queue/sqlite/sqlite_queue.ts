@@ -4,8 +4,11 @@
  * is unset. Same semantics as the Redis lists: a lease marks rows `processing` for one consumer
  * (stable across restarts), `ack` deletes them, `retry` makes them `delayed` until their time comes
  * (then they go to the tail), `release` puts them back at the head, dead letters keep reason and
- * attempts, and `recover()` puts back the rows of this consumer and of consumers not seen alive
- * within the liveness TTL.
+ * attempts, `recover()` (at start) puts back the rows of this consumer and of consumers not seen
+ * alive within the liveness TTL, and `reclaim()` (the periodic sweep) those of the latter only.
+ * Liveness is `queue_consumers.alive_at`, refreshed by a timer while the handle is open. In the
+ * embedded mode one process owns the file and the sweep finds nothing; it matters when several
+ * processes share one file, and keeps the two backends alike.
  *
  * Every operation is one synchronous `BEGIN IMMEDIATE` transaction on a `DatabaseSync`, so queues that
  * share a connection never interleave, and several processes on one file serialise on SQLite's write
@@ -15,7 +18,14 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import type { DeadLetter, Lease, QueueDepth, ReliableQueue, RetryOptions } from "../reliable_queue.ts";
+import type {
+  DeadLetter,
+  Lease,
+  QueueDepth,
+  Reclaimed,
+  ReliableQueue,
+  RetryOptions,
+} from "../reliable_queue.ts";
 
 const ALIVE_TTL_MS = 30_000;
 const POLL_MS = 200;
@@ -57,7 +67,10 @@ CREATE TABLE IF NOT EXISTS queue_consumers (
 export interface SqliteQueueOptions {
   /** Stable per process and worker slot, so a restart finds its own unfinished jobs. */
   consumerId: string;
-  /** A consumer not seen for this long is dead: `recover()` of another consumer takes its jobs. */
+  /**
+   * A consumer whose liveness was not refreshed for this long is dead: `reclaim()` (or `recover()`)
+   * of another consumer takes its jobs. Refreshed every third of it while the handle is open.
+   */
   aliveTtlMs?: number;
   /** How often a blocking lease looks for jobs pushed by another process. */
   pollMs?: number;
@@ -84,6 +97,8 @@ export class SqliteQueue implements ReliableQueue {
   readonly #statements = new Map<string, StatementSync>();
   readonly #wakeOnClose = new Set<Waiter>();
   #aliveAt = 0;
+  /** Refreshes `alive_at` while open, from the first heartbeat on (see `#keepAlive`). */
+  #aliveTimer?: ReturnType<typeof setInterval>;
   #closed = false;
 
   /**
@@ -230,6 +245,36 @@ export class SqliteQueue implements ReliableQueue {
     return Promise.resolve(moved);
   }
 
+  reclaim(): Promise<Reclaimed> {
+    // One transaction: the liveness read and the move cannot be split by another process's
+    // heartbeat or sweep (BEGIN IMMEDIATE holds the write lock).
+    const result = this.#transaction(() => {
+      const staleBefore = Date.now() - this.#aliveTtlMs;
+      const others = this.#sql(
+        `SELECT j.consumer AS consumer, c.alive_at AS alive_at, COUNT(*) AS n FROM queue_jobs j
+         LEFT JOIN queue_consumers c ON c.queue = j.queue AND c.consumer = j.consumer
+         WHERE j.queue = ? AND j.state = 'processing' AND j.consumer <> ? GROUP BY j.consumer`,
+      ).all(this.name, this.#consumer) as { consumer: string; alive_at: number | null; n: number }[];
+      const found: Reclaimed = { consumers: [], heldByOthers: 0 };
+      for (const { consumer, alive_at, n } of others) {
+        if (alive_at !== null && alive_at >= staleBefore) {
+          found.heldByOthers += n;
+          continue;
+        }
+        const ids = (this.#sql(
+          `SELECT id FROM queue_jobs WHERE queue = ? AND state = 'processing' AND consumer = ? ORDER BY position`,
+        ).all(this.name, consumer) as { id: number }[]).map((r) => r.id);
+        this.#putBackAtHead(ids);
+        found.consumers.push({ consumer, jobs: ids.length });
+      }
+      this.#sql(`DELETE FROM queue_consumers WHERE queue = ? AND alive_at < ? AND consumer <> ?`)
+        .run(this.name, staleBefore, this.#consumer);
+      return found;
+    });
+    if (result.consumers.length > 0) { for (const wake of [...waitersOf(this.#db, this.name)]) wake(); }
+    return Promise.resolve(result);
+  }
+
   depth(): Promise<QueueDepth> {
     const depth: QueueDepth = { ready: 0, processing: 0, delayed: 0, dead: 0 };
     const rows = this.#sql(`SELECT state, COUNT(*) AS n FROM queue_jobs WHERE queue = ? GROUP BY state`)
@@ -308,13 +353,16 @@ export class SqliteQueue implements ReliableQueue {
   }
 
   /**
-   * Ends a pending lease and stops leasing; the connection belongs to the caller, so acks of a
-   * batch in hand still work. Leased jobs that are never acked stay for `recover()`.
+   * Ends a pending lease, stops leasing and stops the liveness refresh; the connection belongs to
+   * the caller, so acks of a batch in hand still work. Leased jobs that are never acked stay for
+   * `recover()` or, once the liveness lapses, another consumer's `reclaim()`. `handBack` changes
+   * nothing here: the embedded queue belongs to one process, which recovers it.
    */
-  /** `handBack` changes nothing here: the embedded queue belongs to one process, which recovers it. */
   close(): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
+      clearInterval(this.#aliveTimer);
+      this.#aliveTimer = undefined;
       for (const wake of [...this.#wakeOnClose]) wake();
     }
     return Promise.resolve();
@@ -375,6 +423,24 @@ export class SqliteQueue implements ReliableQueue {
       `INSERT INTO queue_consumers (queue, consumer, alive_at) VALUES (?, ?, ?)
        ON CONFLICT (queue, consumer) DO UPDATE SET alive_at = excluded.alive_at`,
     ).run(this.name, this.#consumer, now);
+    this.#keepAlive();
+  }
+
+  /**
+   * From the first heartbeat on this handle is a consumer, alive while open whatever its traffic
+   * (a job held for minutes, an idle list): a timer refreshes it every third of the TTL until
+   * `close()`, unref'd. A failed refresh (the file busy past `busy_timeout`) waits for the next tick.
+   */
+  #keepAlive(): void {
+    if (this.#aliveTimer !== undefined || this.#closed) return;
+    this.#aliveTimer = setInterval(() => {
+      try {
+        this.#heartbeat(true);
+      } catch {
+        // the next tick tries again
+      }
+    }, Math.max(1, Math.floor(this.#aliveTtlMs / 3)));
+    Deno.unrefTimer(this.#aliveTimer);
   }
 
   /** Resolves after `ms`, or earlier on a push in this process, on close, or on abort. */
