@@ -63,6 +63,13 @@ export function createMetrics() {
       labelNames: ["queue"] as const,
       registers,
     }),
+    reclaimed: new Counter({
+      name: "gateway_queue_reclaimed_total",
+      help: "Jobs put back at the head of a queue from consumers whose liveness lapsed (a gateway " +
+        "gone without closing) by another process's sweep, by queue",
+      labelNames: ["queue"] as const,
+      registers,
+    }),
     jobDuration: new Histogram({
       name: "gateway_job_batch_duration_seconds",
       help: "Time to run one batch of jobs of one type",
