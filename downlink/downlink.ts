@@ -13,7 +13,8 @@
  *   each once the one before it has its PUBACK (or has expired), even across batches. Batches are
  *   pipelined: the next is taken and published while the machines of the last one still owe
  *   their PUBACKs, at most {@link MAX_BATCHES_IN_FLIGHT} at a time. With a {@link DownlinkLock}
- *   one gateway consumes at a time.
+ *   one gateway consumes at a time, and a new holder publishes nothing until no other consumer
+ *   holds commands (a previous holder that died holding some: they come back first).
  * - Fast lane: with a {@link CommandHandoff}, the API's commands of this process arrive already
  *   leased, with their rows, without a round trip through the list (see command_handoff.ts).
  * - Nothing stuck: a broker or database outage holds the command (and those behind it) and
@@ -30,6 +31,7 @@ import { sleep } from "../lib/sleep.ts";
 import type { Metrics } from "../lib/metrics.ts";
 import { backoffDelay } from "../lib/backoff_delay.ts";
 import type { Lease, ReliableQueue } from "../queue/reliable_queue.ts";
+import { Reclaimer } from "../queue/reclaimer.ts";
 import type { CommandHandoff } from "./command_handoff.ts";
 import type { DownlinkLock } from "./downlink_lock.ts";
 import type { MqttConnection } from "../mqtt/mqtt_connection.ts";
@@ -54,6 +56,12 @@ export interface DownlinkOptions {
   /** Larger elements are dead-lettered, not published (the HTTP path has the same cap). */
   maxBytes?: number;
   lock?: DownlinkLock;
+  /**
+   * With a lock: how long a new holder waits at most for the commands another consumer still holds
+   * (a previous holder: dead, until its liveness lapses; or handing them back) before it publishes
+   * anyway. Default 60 s, twice the queue's default liveness TTL.
+   */
+  handoverWaitMs?: number;
   /** The API's commands of this process, handed over already leased (Redis queue only). */
   handoff?: CommandHandoff;
   metrics?: Metrics;
@@ -69,6 +77,8 @@ export interface DownlinkOptions {
 export const MAX_BATCHES_IN_FLIGHT = 64;
 /** How long the bookkeeping waits for more batches to end before it records them together. */
 const FINISH_LINGER_MS = 10;
+/** How often a new lock holder looks again whether a previous holder's commands are back. */
+const HANDOVER_POLL_MS = 250;
 
 /** `row`: stored by this process's intake just now, so no need to read it back. */
 type Parsed =
@@ -106,6 +116,7 @@ export class Downlink {
   readonly #encoder = new TextEncoder();
   #recovered = false;
   #failures = 0;
+  readonly #reclaimer: Reclaimer;
   /**
    * Being published, or published with `sent` not recorded yet: a second copy of the command in a
    * later batch must not go out again.
@@ -129,6 +140,7 @@ export class Downlink {
     this.#now = o.now ?? (() => new Date());
     this.#retryBase = o.retryBaseMs ?? 200;
     this.#retryMax = o.retryMaxMs ?? 10_000;
+    this.#reclaimer = new Reclaimer(o.queue, o.metrics);
   }
 
   /** Runs until the signal aborts; commands in hand are published and acked, or handed back. */
@@ -142,6 +154,7 @@ export class Downlink {
         if (!await this.#holdLock()) break;
         if (this.#back.length > 0) await this.#drain(); // nothing is taken past a hand-back
         if (!await this.#recoverOnce()) break;
+        if (!this.#recovered) continue; // the lock was lost during the handover
         const items = await this.#nextOrBackOff();
         if (items === undefined) {
           if (o.signal.aborted) break;
@@ -176,10 +189,61 @@ export class Downlink {
     if (recover.value > 0) {
       log.info("Put back {count} commands left unfinished by a stopped gateway", { count: recover.value });
     }
+    if (o.lock) {
+      const handover = await this.#awaitHandover(o.lock);
+      if (handover === "stopping") return false;
+      if (handover === "lost") return true;
+    }
     this.#recovered = true;
     const lock = o.lock;
     o.handoff?.attach(o.queue, lock ? () => lock.held ? lock.fence : undefined : undefined);
     return true;
+  }
+
+  /**
+   * Under the lock only the holder leases, but a previous holder may still hold commands: it died
+   * and its liveness has not lapsed yet (the lock's TTL is the shorter), or it lost the lock and is
+   * handing them back. They are older than anything in the list, so publishing before they are back
+   * at its head would overtake them: wait until no other consumer holds any, sweeping the dead ones'
+   * back as their liveness lapses, for at most `handoverWaitMs` (a live holder stuck for that long
+   * is not waited for: its commands may then go out after newer ones).
+   */
+  async #awaitHandover(lock: DownlinkLock): Promise<"ready" | "lost" | "stopping"> {
+    const o = this.#o;
+    const deadline = Date.now() + (o.handoverWaitMs ?? 60_000);
+    let waiting = false;
+    while (!o.signal.aborted) {
+      if (!lock.held) return "lost";
+      const swept = await this.#persist(
+        "look for commands another gateway holds",
+        () => this.#reclaimer.sweep(),
+      );
+      if (swept === undefined) break;
+      const held = swept.value.heldByOthers;
+      if (held === 0) {
+        if (waiting) log.info("The previous downlink's commands are back in the list; publishing");
+        return "ready";
+      }
+      if (Date.now() >= deadline) {
+        log.warn(
+          "{count} commands are still held by another downlink consumer after {seconds} s; publishing " +
+            "without them (they may reach their machines after newer ones)",
+          { count: held, seconds: (o.handoverWaitMs ?? 60_000) / 1000 },
+        );
+        return "ready";
+      }
+      if (!waiting) {
+        log.info(
+          "Waiting for {count} commands a previous downlink holds (until it is found dead or hands them back)",
+          {
+            count: held,
+          },
+        );
+      }
+      waiting = true;
+      await sleep(HANDOVER_POLL_MS, o.signal);
+    }
+    return "stopping";
   }
 
   /** The next batch, or undefined after a failed lease (backed off). */

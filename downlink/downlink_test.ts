@@ -4,7 +4,8 @@
  * (shutdown, or a crash: recovery puts back the same leased element), so it is recorded and
  * published under one id, never again under a second one. Batches are pipelined, yet one machine's
  * commands go out one after the other. On Redis: the intake's hand-off is published without
- * reading its row back.
+ * reading its row back, and a new lock holder waits for a dead holder's commands to come back
+ * before it publishes anything.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -18,6 +19,8 @@ import { SqliteQueue } from "../queue/sqlite/sqlite_queue.ts";
 import { dropRedisKeys, SERVICES, waitFor } from "../tests/support.ts";
 import { CommandHandoff } from "./command_handoff.ts";
 import { runDownlink } from "./downlink.ts";
+import { RedisDownlinkLock } from "./downlink_lock.ts";
+import { sleep } from "../lib/sleep.ts";
 import { commandMessageOf, encodeCommandMessage } from "../contract/outgoing_command.ts";
 
 /** A temporary directory with the embedded store and a queue database, removed by `close`. */
@@ -237,6 +240,52 @@ Deno.test("downlink on Redis: the intake's hand-off is published without reading
     stop.abort();
     await run;
     await queue.close();
+    await dropRedisKeys(name);
+    await redis.quit();
+    await env.close();
+  }
+});
+
+Deno.test("downlink on Redis: a new lock holder publishes what a dead holder had leased first, in order, once", async () => {
+  const env = await embedded();
+  const name = `test_handover_${crypto.randomUUID().slice(0, 8)}`;
+  const redis = new Redis(SERVICES.redis, { maxRetriesPerRequest: 1 });
+  const gone = new Redis(SERVICES.redis, { maxRetriesPerRequest: 1 });
+  const ids = [1, 2, 3, 4].map((i) => `MSG_handover_${i}`);
+  const command = (id: string, slot: number) =>
+    JSON.stringify({ target: "M-001", command: "dispense", payload: { slot_no: slot }, message_id: id });
+  // The previous holder leased the first two commands of the machine and died: no ack, no refresh;
+  // its lock lapses long before its liveness does.
+  const dead = new RedisQueue(gone, name, { consumerId: "gw-a:downlink", aliveTtlMs: 1000 });
+  const queue = new RedisQueue(redis, name, { consumerId: "gw-b:downlink", aliveTtlMs: 1000 });
+  const { connection, published } = recordingConnection();
+  const stop = new AbortController();
+  let run: Promise<void> | undefined;
+  try {
+    await redis.rpush(name, ...ids.map((id, i) => command(id, i + 1)));
+    assert.equal((await dead.lease(2, 0)).length, 2);
+    await redis.set(`{${name}}:leader`, "gw-a:downlink:previous-run", "PX", 200);
+    gone.disconnect();
+    run = runDownlink({
+      queue,
+      store: env.store,
+      connection,
+      lock: new RedisDownlinkLock(redis, name, "gw-b:downlink", 1000),
+      handoverWaitMs: 10_000,
+      defaultTtlSeconds: 60,
+      signal: stop.signal,
+      blockMs: 100,
+    });
+    await waitFor(() => published.length >= 4 || undefined, 10_000);
+    await sleep(200);
+    // Without the wait the new holder would publish 3 and 4 at once and 1 and 2 never (nobody
+    // sweeps them back while it holds the lock), or after 3 and 4.
+    assert.deepEqual(published, ids, "the machine gets its commands once, in the order they were queued");
+    await assertDrained(queue);
+  } finally {
+    stop.abort();
+    await run;
+    await Promise.all([dead.close(), queue.close()]);
     await dropRedisKeys(name);
     await redis.quit();
     await env.close();
