@@ -68,6 +68,7 @@ const schema = {
   REDIS_WAIT_REPLICAS: int(0, 16).optional(),
   MQTT_INCOMING_QUEUE: z.string().min(1).default("mqtt_incoming_jobs"),
   MQTT_OUTGOING_QUEUE: z.string().min(1).default("mqtt_outgoing_commands"),
+  QUEUE_CONSUMER_TTL_MS: int(1000, 3_600_000).default(30_000),
   DATABASE_URL: url(["mysql", "mariadb"]).optional(),
   DATA_DIR: z.string().min(1).default("./data"),
   HTTP_HOST: z.string().min(1).default("0.0.0.0"),
@@ -181,6 +182,11 @@ export interface Config {
     outgoingQueue: string;
     /** Replicas that must hold a new job before it counts as stored (`queue/redis/redis_queue.ts`). */
     waitReplicas: number;
+    /**
+     * A queue consumer not heard from for this long is dead and another process's sweep puts its
+     * leased jobs back (both queue backends; `queue/reclaimer.ts`).
+     */
+    consumerTtlMs: number;
   };
   database: { url?: string; dataDir: string };
   http: {
@@ -329,6 +335,7 @@ export function loadConfig(env: Env): Config {
       outgoingQueue: r.MQTT_OUTGOING_QUEUE,
       waitReplicas: r.REDIS_WAIT_REPLICAS ??
         (r.REDIS_URL && parseRedisUrl(r.REDIS_URL).kind === "sentinel" ? 1 : 0),
+      consumerTtlMs: r.QUEUE_CONSUMER_TTL_MS,
     },
     database: { url: r.DATABASE_URL, dataDir: r.DATA_DIR },
     http: {

@@ -27,6 +27,7 @@ import { CommandIntake } from "../downlink/command_intake.ts";
 import { runCommandSweeper } from "../downlink/command_sweeper.ts";
 import { runDownlink } from "../downlink/downlink.ts";
 import { RedisDownlinkLock } from "../downlink/downlink_lock.ts";
+import { Reclaimer } from "../queue/reclaimer.ts";
 import type { MqttConnection } from "../mqtt/mqtt_connection.ts";
 
 const log = getLogger(["gateway", "downlink"]);
@@ -176,9 +177,25 @@ export class CommandCenter {
             ? new RedisDownlinkLock(this.#redis, config.redis.outgoingQueue, consumer)
             : undefined,
           handoff: this.#handoff,
+          // A previous lock holder's commands come back once its liveness lapses (a TTL after it
+          // died) or it hands them back; beyond twice that, publishing starts without them.
+          handoverWaitMs: 2 * config.redis.consumerTtlMs,
           metrics,
           signal,
         }).catch((error) => log.fatal("The downlink stopped: {error}", { error })),
+      );
+      // Every downlink process sweeps, the standbys too: a holder gone for good is found even if
+      // no other gateway takes the lock soon. Safe beside the holder: under the lock no other
+      // consumer holds commands once it publishes (see the downlink's handover).
+      const sweeper = new Reclaimer(
+        queues.queue(config.redis.outgoingQueue, `${config.mqtt.clientId}:sweeper`),
+        metrics,
+      );
+      this.#loops.push(
+        sweeper.run(config.redis.consumerTtlMs, signal)
+          .catch((error) =>
+            log.fatal("The sweep of {queue} stopped: {error}", { queue: config.redis.outgoingQueue, error })
+          ),
       );
     }
   }

@@ -29,6 +29,7 @@ import { transactionJob } from "../jobs/handlers/transaction.ts";
 import { runWorker } from "../jobs/worker.ts";
 import { createMetrics, type Metrics } from "../lib/metrics.ts";
 import { openQueueBackend, type QueueBackend } from "../queue/open_queues.ts";
+import { Reclaimer } from "../queue/reclaimer.ts";
 import type { ReliableQueue } from "../queue/reliable_queue.ts";
 import { notFound, onError } from "../http/error_handler.ts";
 import { mountRoutes } from "../http/mount_routes.ts";
@@ -306,6 +307,7 @@ export class Gateway {
     const queues = await openQueueBackend({
       redisUrl: config.redis.url,
       waitReplicas: config.redis.waitReplicas,
+      consumerTtlMs: config.redis.consumerTtlMs,
       dataDir: config.database.dataDir,
     });
     this.#queues = queues;
@@ -529,6 +531,18 @@ export class Gateway {
       }).catch((error) => log.fatal("Worker {i} stopped: {error}", { i, error }));
       this.#loops.push(loop);
     }
+    // One sweep per process (not per slot): puts back what workers of gateways gone for good had
+    // leased. Its handle leases nothing, so it is no consumer itself.
+    const sweeper = new Reclaimer(
+      this.#queues!.queue(config.redis.incomingQueue, `${config.mqtt.clientId}:sweeper`),
+      this.metrics,
+    );
+    this.#loops.push(
+      sweeper.run(config.redis.consumerTtlMs, this.signal)
+        .catch((error) =>
+          log.fatal("The sweep of {queue} stopped: {error}", { queue: config.redis.incomingQueue, error })
+        ),
+    );
   }
 
   /** What `GET /mqtt/status` shows. */

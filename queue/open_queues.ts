@@ -26,11 +26,13 @@ export interface QueueBackendOptions {
   redisUrl?: string;
   /** Replicas that must hold a pushed job (see `RedisQueueOptions.replicas`); default 0. */
   waitReplicas?: number;
+  /** A consumer not heard from for this long is dead (see `RedisQueueOptions.aliveTtlMs`). */
+  consumerTtlMs?: number;
   dataDir: string;
 }
 
 export async function openQueueBackend(o: QueueBackendOptions): Promise<QueueBackend> {
-  if (!o.redisUrl) return await openSqliteBackend(join(o.dataDir, "queue.db"));
+  if (!o.redisUrl) return await openSqliteBackend(join(o.dataDir, "queue.db"), o.consumerTtlMs);
   const [{ openRedis }, { RedisQueue }] = await Promise.all([
     import("./redis/open_redis.ts"),
     import("./redis/redis_queue.ts"),
@@ -48,7 +50,11 @@ export async function openQueueBackend(o: QueueBackendOptions): Promise<QueueBac
   return {
     kind: "redis",
     queue(name, consumer) {
-      const q = new RedisQueue(redis, name, { consumerId: consumer, replicas: o.waitReplicas });
+      const q = new RedisQueue(redis, name, {
+        consumerId: consumer,
+        replicas: o.waitReplicas,
+        aliveTtlMs: o.consumerTtlMs,
+      });
       queues.push(q);
       return q;
     },
@@ -68,7 +74,7 @@ export async function openQueueBackend(o: QueueBackendOptions): Promise<QueueBac
   };
 }
 
-async function openSqliteBackend(path: string): Promise<QueueBackend> {
+async function openSqliteBackend(path: string, aliveTtlMs?: number): Promise<QueueBackend> {
   const { SqliteQueue } = await import("./sqlite/sqlite_queue.ts");
   const db = SqliteQueue.openDatabase(path);
   const queues: SqliteQueue[] = [];
@@ -76,7 +82,7 @@ async function openSqliteBackend(path: string): Promise<QueueBackend> {
   return {
     kind: "sqlite",
     queue(name, consumer) {
-      const q = new SqliteQueue(db, name, { consumerId: consumer });
+      const q = new SqliteQueue(db, name, { consumerId: consumer, aliveTtlMs });
       queues.push(q);
       return q;
     },
