@@ -85,8 +85,8 @@ Deno.test("a gateway killed for good: the other puts back the jobs it held, and 
     await assertLedgerExact(db, redis, queue, messages, 30_000);
     const took = Date.now() - killedAt;
     console.log(`[dead_gateway] A died holding ${held} jobs; all ${MESSAGES} sales stored ${took} ms later`);
-    // A's key lapses at most a TTL after the kill; B sweeps at most a TTL after that.
-    assert.ok(took < 5 * TTL_MS, `A's jobs were back and done ${took} ms after the kill`);
+    // No bound on `took` here (time is the bench's business): without the sweep, nothing but a
+    // restart of A would ever put its jobs back, and the ledger above would time out.
     assert.equal(await heldByA(), 0, "nothing left in A's lists");
     assert.equal(await b.metric("gateway_queue_reclaimed_total", { queue }), held, "B put back what A held");
     assert.match(
