@@ -21,6 +21,7 @@ export function observeStore(store: Store, hub: EventHub, presence?: PresenceTra
       if (presence) { for (const r of rows) presence.heard(r.serialNo, r.receivedAt); }
       if (!hub.active) return;
       for (const r of rows) {
+        if (!hub.admits("heartbeat", r.serialNo)) continue; // over the cap: counted, not built
         hub.emit({
           type: "heartbeat",
           serial: r.serialNo,
@@ -34,6 +35,7 @@ export function observeStore(store: Store, hub: EventHub, presence?: PresenceTra
       await store.recordMachineLogs(rows);
       if (!hub.active) return;
       for (const r of rows) {
+        if (!hub.admits("error")) continue;
         hub.emit({
           type: "error",
           serial: r.serialNo,
@@ -47,9 +49,11 @@ export function observeStore(store: Store, hub: EventHub, presence?: PresenceTra
     async recordTransactions(rows: Parameters<Store["recordTransactions"]>[0]) {
       const outcome = await store.recordTransactions(rows);
       if (hub.active && outcome.applied.length > 0) {
-        const applied = new Set(outcome.applied.map(saleKey));
+        // Every sale applied when the batch applied all (the usual case): no keys to compare then.
+        const applied = outcome.applied.length === rows.length ? null : new Set(outcome.applied.map(saleKey));
         for (const r of rows) {
-          if (!applied.has(saleKey(r))) continue;
+          if (applied && !applied.has(saleKey(r))) continue;
+          if (!hub.admits("sale")) continue;
           hub.emit({
             type: "sale",
             serial: r.serialNo,

@@ -82,6 +82,20 @@ export class EventHub {
     if (!this.active) this.#reset();
   }
 
+  /**
+   * Whether an event of `type` (a heartbeat: of machine `serial`) would be kept in the batch now; a
+   * `false` counts it as dropped. Lets a producer skip building what {@link emit} would only count:
+   * in a burst most events of a flush are over the cap.
+   */
+  admits(type: HubEvent["type"], serial?: string): boolean {
+    if (!this.active) return false;
+    const full = type === "heartbeat"
+      ? this.#heartbeats.size >= this.#max && !this.#heartbeats.has(serial ?? "")
+      : this.#others.length >= this.#max;
+    if (full) this.#dropped++;
+    return !full;
+  }
+
   emit(event: HubEvent): void {
     if (!this.active) return;
     if (event.type === "heartbeat") {

@@ -84,3 +84,25 @@ Deno.test("event hub: watched elsewhere it collects for its taps; delivered batc
   hub.deliver({ events: [hb("C", 1)], dropped: 0 });
   assert.equal(heard.length, 1);
 });
+
+Deno.test("event hub: admits says what a full batch would only count, and counts it as dropped", async () => {
+  const hub = new EventHub({ flushMs: 20, maxPerFlush: 2 });
+  assert.equal(hub.admits("sale"), false, "nobody listens");
+  const batches: HubBatch[] = [];
+  const off = hub.subscribe((b) => batches.push(b));
+  hub.emit(hb("A", 1));
+  hub.emit(hb("B", 1));
+  assert.equal(hub.admits("heartbeat", "A"), true, "a machine already in the batch replaces its own");
+  assert.equal(hub.admits("heartbeat", "C"), false, "a third machine is over the cap");
+  assert.equal(hub.admits("sale"), true);
+  hub.emit({ type: "sale", serial: "A", slot: 1, quantity: 1, amount: 1, at: "" });
+  hub.emit({ type: "sale", serial: "A", slot: 1, quantity: 1, amount: 1, at: "" });
+  assert.equal(hub.admits("sale"), false);
+  assert.equal(hub.admits("error"), false, "errors and sales share the cap");
+  await new Promise((r) => setTimeout(r, 60));
+  assert.equal(batches.length, 1);
+  assert.equal(batches[0]!.events.length, 4);
+  assert.equal(batches[0]!.dropped, 3, "each refusal counted once");
+  off();
+  hub.close();
+});
