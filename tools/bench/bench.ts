@@ -201,7 +201,9 @@ async function main(args: string[]): Promise<number> {
               { metric: "event batches received", value: streamed.batches, unit: "" },
               { metric: "bytes received", value: streamed.bytes, unit: "B" },
             ],
-            notes: ["One signed-in console reading /console/events while the scenarios ran."],
+            notes: [
+              "One signed-in console, a process of its own, reading /console/events while the scenarios ran.",
+            ],
           });
         }
         const lifetime = gateway.watcher.stop();
