@@ -5,16 +5,20 @@
 import type { LogRow } from "../../db/fleet_views.ts";
 import { Ago, Layout, type View } from "./layout.tsx";
 
-export function AlertsList(props: { v: View; logs: LogRow[] }) {
-  const { v, logs } = props;
+/**
+ * A table of error-log rows, newest first. The alerts page shows the fleet's (with the serial, and
+ * `id` for its live refresh); a machine's page shows its own (`withSerial` false, no id).
+ */
+export function AlertsList(props: { v: View; logs: LogRow[]; withSerial?: boolean; id?: string }) {
+  const { v, logs, withSerial = true, id } = props;
   return (
-    <div id="alerts-list">
+    <div id={id}>
       {logs.length === 0 ? <p class="muted">{v.t("none")}</p> : (
         <table>
           <thead>
             <tr>
               <th>{v.t("time")}</th>
-              <th>{v.t("serial")}</th>
+              {withSerial && <th>{v.t("serial")}</th>}
               <th>{v.t("level")}</th>
               <th>{v.t("code")}</th>
               <th>{v.t("message")}</th>
@@ -26,9 +30,11 @@ export function AlertsList(props: { v: View; logs: LogRow[] }) {
                 <td>
                   <Ago at={l.receivedAt} t={v.t} />
                 </td>
-                <td>
-                  <a href={`/console/machines/${encodeURIComponent(l.serialNo)}`}>{l.serialNo}</a>
-                </td>
+                {withSerial && (
+                  <td>
+                    <a href={`/console/machines/${encodeURIComponent(l.serialNo)}`}>{l.serialNo}</a>
+                  </td>
+                )}
                 <td>
                   <span class={`badge ${l.level}`}>{l.level}</span>
                 </td>
@@ -48,7 +54,7 @@ export function AlertsPage(props: { v: View; logs: LogRow[] }) {
     <Layout v={props.v} title={props.v.t("alerts")} page="alerts" live>
       <h1>{props.v.t("alerts")}</h1>
       <div class="card">
-        <AlertsList v={props.v} logs={props.logs} />
+        <AlertsList v={props.v} logs={props.logs} id="alerts-list" />
       </div>
     </Layout>
   );

@@ -395,7 +395,9 @@ export function consoleRoutes(deps: ConsoleDeps): ConsoleApp {
   app.get("/console/alerts", async (c) => {
     const v = c.get("view");
     const logs = await deps.store.views.logs(null, 100);
-    if (c.req.query("fragment") === "alerts-list") return c.html(<AlertsList v={v} logs={logs} />);
+    if (c.req.query("fragment") === "alerts-list") {
+      return c.html(<AlertsList v={v} logs={logs} id="alerts-list" />);
+    }
     return c.html(<AlertsPage v={v} logs={logs} />);
   });
 

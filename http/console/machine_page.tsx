@@ -9,6 +9,7 @@
 import type { LogRow, SaleRow } from "../../db/fleet_views.ts";
 import type { CommandRecord, MachineDetail } from "../../db/store.ts";
 import type { PresenceState } from "../../lib/presence.ts";
+import { AlertsList } from "./alerts_page.tsx";
 import { slotRanges } from "./slot_ranges.ts";
 import { Ago, Csrf, Layout, type View } from "./layout.tsx";
 
@@ -84,32 +85,7 @@ export function MachineLive(props: { v: View; d: MachinePageData }) {
       </div>
       <div class="card">
         <h2>{t("error_log")}</h2>
-        {d.logs.length === 0 ? <p class="muted">{t("none")}</p> : (
-          <table>
-            <thead>
-              <tr>
-                <th>{t("time")}</th>
-                <th>{t("level")}</th>
-                <th>{t("code")}</th>
-                <th>{t("message")}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {d.logs.map((l) => (
-                <tr>
-                  <td>
-                    <Ago at={l.receivedAt} t={t} />
-                  </td>
-                  <td>
-                    <span class={`badge ${l.level}`}>{l.level}</span>
-                  </td>
-                  <td>{l.code}</td>
-                  <td>{l.message}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+        <AlertsList v={v} logs={d.logs} withSerial={false} />
       </div>
       <div class="card wide">
         <h2>{t("commands")}</h2>
