@@ -326,7 +326,14 @@ Deno.test("console: an operator's pages show the fleet; POSTs need the CSRF toke
       (await h.app.request(`${ORIGIN}/console/machines/NOPE`, { headers: { cookie: op.cookie } })).status,
       404,
     );
-    assert.match(await get("/console/alerts"), /coin jam/);
+    const alerts = await get("/console/alerts");
+    assert.match(alerts, /coin jam/);
+    assert.match(alerts, /href="\/console\/machines\/VM-2"/, "the fleet's feed names the machine");
+    assert.match(alerts, /<th>Serial<\/th>/);
+    const vm2 = await get("/console/machines/VM-2");
+    assert.match(vm2, /coin jam/, "a machine's page shows its error log");
+    assert.doesNotMatch(vm2, /<th>Serial<\/th>/, "without the serial column");
+    assert.doesNotMatch(vm2, /id="alerts-list"/, "and not as the live-refreshed fleet feed");
     assert.match(await get("/console/dead-letters"), /Cannot parse the job/);
     assert.match(await get("/console/devices"), /data-proxy="7"/);
     const system = await get("/console/system");
