@@ -48,9 +48,15 @@ const MachineSchema = z.object({
   created_at: z.string(),
 }).openapi("Machine");
 
+/** A slot and its stock, as the machine detail and the set-stock route answer it. */
+export const SlotSchema = z.object({
+  slot_no: z.number().int().openapi({ example: 1 }),
+  stock: z.number().int().openapi({ example: 20 }),
+}).openapi("Slot");
+
 const MachineDetailSchema = MachineSchema.extend({
   last_heartbeat: z.record(z.string(), z.unknown()).nullable(),
-  slots: z.array(z.object({ slot_no: z.number().int(), stock: z.number().int() })),
+  slots: z.array(SlotSchema),
   recent_errors: z.array(z.object({
     code: z.string(),
     level: z.string(),

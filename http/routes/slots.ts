@@ -11,12 +11,7 @@ import { MAX_SLOTS_PER_WRITE, slotStockList } from "../../contract/slot_stock.ts
 import type { Store } from "../../db/store.ts";
 import { NotFoundError } from "../../lib/errors.ts";
 import { apiApp, BEARER, COMMON_ERRORS, errorResponse } from "../openapi.ts";
-import { SerialParam } from "./machines.ts";
-
-const SlotSchema = z.object({
-  slot_no: z.number().int().openapi({ example: 1 }),
-  stock: z.number().int().openapi({ example: 20 }),
-});
+import { SerialParam, SlotSchema } from "./machines.ts";
 
 const route = createRoute({
   method: "put",
