@@ -438,16 +438,19 @@ const cases: Record<string, Case> = {
   },
 };
 
+/** One case of the suite on a fresh harness of `backend`, cleaned up however it ends. */
+async function runCase(backend: Backend, run: Case): Promise<void> {
+  const h = await backend.open();
+  try {
+    await run(h, backend.kind);
+  } finally {
+    await h.cleanup();
+  }
+}
+
 for (const backend of [redisBackend, sqliteBackend]) {
   for (const [title, run] of Object.entries(cases)) {
-    Deno.test(`${backend.kind} queue: ${title}`, async () => {
-      const h = await backend.open();
-      try {
-        await run(h, backend.kind);
-      } finally {
-        await h.cleanup();
-      }
-    });
+    Deno.test(`${backend.kind} queue: ${title}`, () => runCase(backend, run));
   }
 }
 
@@ -456,16 +459,7 @@ Deno.test("redis cluster queue: the conformance suite on a three-master Cluster"
   const cluster = await RedisCluster.start(dir);
   try {
     const backend = topologyBackend(cluster.url, (pattern) => cluster.keys(pattern));
-    for (const [title, run] of Object.entries(cases)) {
-      await t.step(title, async () => {
-        const h = await backend.open();
-        try {
-          await run(h, backend.kind);
-        } finally {
-          await h.cleanup();
-        }
-      });
-    }
+    for (const [title, run] of Object.entries(cases)) await t.step(title, () => runCase(backend, run));
   } finally {
     await cluster.close();
     await Deno.remove(dir, { recursive: true });
@@ -478,16 +472,7 @@ Deno.test("redis sentinel queue: the conformance suite through Sentinel, waiting
   try {
     // Pushes wait for the replica (WAIT 1), as the gateway does behind Sentinel by default.
     const backend = topologyBackend(set.url, (pattern) => set.with((redis) => redis.keys(pattern)), 1);
-    for (const [title, run] of Object.entries(cases)) {
-      await t.step(title, async () => {
-        const h = await backend.open();
-        try {
-          await run(h, backend.kind);
-        } finally {
-          await h.cleanup();
-        }
-      });
-    }
+    for (const [title, run] of Object.entries(cases)) await t.step(title, () => runCase(backend, run));
   } finally {
     await set.close();
     await Deno.remove(dir, { recursive: true });
