@@ -10,6 +10,7 @@ import { SqliteStore } from "../../db/sqlite/sqlite_store.ts";
 import { guardApi } from "../middleware/api_guard.ts";
 import { apiApp } from "../openapi.ts";
 import { slotRoutes } from "./slots.ts";
+import { onError } from "../error_handler.ts";
 
 const TOKEN = "slots-test-api-token-0123456789";
 
@@ -18,6 +19,7 @@ async function harness() {
   const store = new SqliteStore({ path: join(dir, "gateway.db") });
   await store.migrate();
   const app = apiApp();
+  app.onError(onError); // the root's error mapping (app/gateway.ts)
   guardApi(app, { apiToken: TOKEN, maxBodyBytes: 64 * 1024, maxInFlight: 8 });
   app.route("/", slotRoutes({ store }));
   const put = (serial: string, body: unknown, token: string | null = TOKEN) =>
