@@ -11,7 +11,8 @@
  * stress, downlink, scale, embedded, gateways), `--env NAME=VALUE` (gateway setting under test; repeatable),
  * `--redis URL`, `--mysql URL`, `--scale-machines N`, `--scale-seconds N`, `--downlink-rate N` (commands/s), `--out DIR`, `--split` (scenarios 2b-5 with the
  * worker role in a second gateway process), `--console` (scenarios 2b-5 with the operator console's live
- * stream open, to compare with a run without it).
+ * stream open, to compare with a run without it), `--profile` (a V8 CPU profile of each gateway process
+ * per scenario, written to `<out>/<run>-profiles/*.cpuprofile`, and its top files printed).
  */
 import { parseArgs } from "node:util";
 import { type Ceilings, runCeilings } from "./ceilings.ts";
@@ -76,6 +77,7 @@ async function main(args: string[]): Promise<number> {
       "downlink-rate": { type: "string" },
       split: { type: "boolean", default: false },
       console: { type: "boolean", default: false },
+      profile: { type: "boolean", default: false },
       out: { type: "string", default: new URL("./results/", import.meta.url).pathname },
     },
   });
@@ -113,6 +115,10 @@ async function main(args: string[]): Promise<number> {
       `open files ${limit?.soft}/${limit?.hard}; gateway settings ${JSON.stringify(overrides)}`,
   );
 
+  if (values.profile) {
+    GatewayProcess.profileDir = `${values.out!.replace(/\/$/, "")}/${runId}-profiles`;
+    await Deno.mkdir(GatewayProcess.profileDir, { recursive: true });
+  }
   const mosquitto = await Mosquitto.start();
   let ctx: BenchContext | undefined;
   const results: ScenarioResult[] = [];
@@ -185,12 +191,18 @@ async function main(args: string[]): Promise<number> {
       }
       const queue = queueName(c, "full");
       const consoleStream = values.console ? await openConsoleStream(gateway.url, apiToken) : undefined;
+      // --profile: one CPU profile per scenario of the shared gateway (its start-up in a profile of its own).
+      await gateway.cutProfile(`${runId}-start`);
+      const runShared = async (name: string, run: () => Promise<ScenarioResult>) => {
+        await step(name, run);
+        await gateway.cutProfile(`${runId}-${name}`);
+      };
       try {
-        if (only.has("uplink-e2e")) await step("uplink-e2e", () => runUplinkE2e(c, gateway, queue));
-        if (only.has("uplink-rate")) await step("uplink-rate", () => runUplinkRate(c, gateway, queue));
-        if (only.has("stress")) await step("stress", () => runStress(c, gateway, queue));
-        if (only.has("downlink")) await step("downlink", () => runDownlink(c, gateway, apiToken));
-        if (only.has("scale")) await step("scale", () => runScale(c, gateway));
+        if (only.has("uplink-e2e")) await runShared("uplink-e2e", () => runUplinkE2e(c, gateway, queue));
+        if (only.has("uplink-rate")) await runShared("uplink-rate", () => runUplinkRate(c, gateway, queue));
+        if (only.has("stress")) await runShared("stress", () => runStress(c, gateway, queue));
+        if (only.has("downlink")) await runShared("downlink", () => runDownlink(c, gateway, apiToken));
+        if (only.has("scale")) await runShared("scale", () => runScale(c, gateway));
       } finally {
         const streamed = await consoleStream?.close();
         if (streamed) {

@@ -6,6 +6,7 @@
  */
 import { loadConfig } from "../../config.ts";
 import { v8Flags } from "../../launcher/v8_flags.ts";
+import { CpuProfiler } from "./cpu_profiler.ts";
 import { freePort, ProcWatcher, waitForPort } from "./services.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -42,7 +43,11 @@ export class Scrape {
 }
 
 export class GatewayProcess {
+  /** `--profile`: every gateway started runs with its inspector open and writes CPU profiles here. */
+  static profileDir?: string;
   readonly #output: string[] = [];
+  #profiler?: CpuProfiler;
+  #label = "";
   #stopped?: Promise<Deno.CommandStatus>;
   /** Other processes of the same gateway (roles split over processes): scraped and summed with it. */
   readonly peers: GatewayProcess[] = [];
@@ -76,9 +81,11 @@ export class GatewayProcess {
       const v = Deno.env.get(name);
       if (v !== undefined) inherited[name] = v;
     }
+    const inspectPort = GatewayProcess.profileDir ? freePort() : undefined;
     const child = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
+        ...(inspectPort ? [`--inspect=127.0.0.1:${inspectPort}`] : []),
         "--allow-net",
         "--allow-env",
         "--allow-read",
@@ -118,6 +125,10 @@ export class GatewayProcess {
         if (res?.status === 200) break;
         if (performance.now() > deadline) throw new Error(`not ready: ${body}`);
         await new Promise((r) => setTimeout(r, 100));
+      }
+      if (inspectPort) {
+        gw.#label = env.MQTT_CLIENT_ID ?? `gateway-${httpPort}`;
+        gw.#profiler = await CpuProfiler.attach(inspectPort);
       }
     } catch (error) {
       await gw.stop();
@@ -160,9 +171,26 @@ export class GatewayProcess {
     return merged;
   }
 
+  /**
+   * With `--profile`: writes the CPU profile since the last cut as `<profileDir>/<name>.cpuprofile`,
+   * prints where its time went and starts the next (one profile per scenario of a shared gateway).
+   */
+  async cutProfile(name: string): Promise<void> {
+    if (!this.#profiler || !GatewayProcess.profileDir) return;
+    const shares = await this.#profiler.cut(`${GatewayProcess.profileDir}/${name}.cpuprofile`);
+    console.log(CpuProfiler.describe(name, shares));
+  }
+
   /** SIGTERM (graceful: finishes the batch in hand), then SIGKILL after `graceMs`. */
   stop(graceMs = 15_000): Promise<Deno.CommandStatus> {
     this.#stopped ??= (async () => {
+      if (this.#profiler && GatewayProcess.profileDir) {
+        // The rest of its life (a scenario's own gateway: all of it).
+        const name = `${this.#label}-last`;
+        const shares = await this.#profiler.close(`${GatewayProcess.profileDir}/${name}.cpuprofile`)
+          .catch((error) => void console.error(`profile ${name}: ${error}`));
+        if (shares) console.log(CpuProfiler.describe(name, shares));
+      }
       try {
         this.child.kill("SIGTERM");
       } catch {
