@@ -8,22 +8,13 @@
 import assert from "node:assert/strict";
 import numbers from "mqtt-packet/numbers.js";
 import writeToStream from "mqtt-packet/writeToStream.js";
-import { SERVICES, uniqueId, waitFor } from "../tests/support.ts";
+import { mqttConnectionOptions, uniqueId, waitFor } from "../tests/support.ts";
 import { MqttConnection } from "./mqtt_connection.ts";
 
 Deno.test("the MQTT connection writes packets without mqtt-packet's 65,536-Buffer number cache", async () => {
   const topic = `test/${uniqueId("numbers")}`;
   const received: string[] = [];
-  const connection = new MqttConnection({
-    url: SERVICES.mqtt,
-    clientId: uniqueId("numbers-"),
-    keepalive: 30,
-    protocolVersion: 5,
-    clean: true,
-    sessionExpiry: 0,
-    reconnectDelayMs: 50,
-    reconnectMaxDelayMs: 100,
-  });
+  const connection = new MqttConnection(mqttConnectionOptions({ clientId: uniqueId("numbers-") }));
   try {
     connection.onMessage((_t, payload) => received.push(new TextDecoder().decode(payload)));
     await connection.waitConnected();

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import net from "node:net";
-import { SERVICES, uniqueId, waitFor } from "../tests/support.ts";
+import { mqttConnectionOptions, uniqueId, waitFor } from "../tests/support.ts";
 import { MqttConnection } from "./mqtt_connection.ts";
 
 Deno.test("the MQTT connection turns Nagle off on each new socket", async () => {
@@ -15,16 +15,7 @@ Deno.test("the MQTT connection turns Nagle off on each new socket", async () => 
     calls.push({ socket: this, noDelay });
     return original.call(this, noDelay);
   };
-  const connection = new MqttConnection({
-    url: SERVICES.mqtt,
-    clientId: uniqueId("nodelay-"),
-    keepalive: 30,
-    protocolVersion: 5,
-    clean: true,
-    sessionExpiry: 0,
-    reconnectDelayMs: 50,
-    reconnectMaxDelayMs: 100,
-  });
+  const connection = new MqttConnection(mqttConnectionOptions({ clientId: uniqueId("nodelay-") }));
   try {
     await connection.waitConnected();
     const first = connection.client.stream;

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import mqtt, { type MqttClient } from "mqtt";
-import { SERVICES, uniqueId, waitFor } from "../tests/support.ts";
+import { mqttConnectionOptions, SERVICES, uniqueId, waitFor } from "../tests/support.ts";
 import { MqttConnection, type MqttConnectionOptions } from "./mqtt_connection.ts";
 
 interface Seen {
@@ -17,17 +17,15 @@ interface Seen {
 }
 
 function gatewayOptions(clientId: string, protocolVersion: 4 | 5, ackWindow?: number): MqttConnectionOptions {
-  return {
-    url: SERVICES.mqtt,
+  return mqttConnectionOptions({
     clientId,
-    keepalive: 30,
     protocolVersion,
     clean: false,
     sessionExpiry: 300,
     reconnectDelayMs: 100,
     reconnectMaxDelayMs: 200,
     ackWindow,
-  };
+  });
 }
 
 /** A gateway connection subscribed to `topic`, recording each message and each PUBACK it sends. */

@@ -8,6 +8,7 @@ import mysql from "mysql2/promise";
 import { Redis } from "ioredis";
 import { type Config, loadConfig } from "../config.ts";
 import type { Gateway } from "../app/gateway.ts";
+import type { MqttConnectionOptions } from "../mqtt/mqtt_connection.ts";
 import { binaryAsText } from "../db/mysql/binary_as_text.ts";
 
 /**
@@ -109,6 +110,24 @@ export async function testEnv(): Promise<TestEnv> {
       await dropRedisKeys(prefix);
       await db.drop();
     },
+  };
+}
+
+/**
+ * A gateway MQTT connection's options for the test broker: MQTT 5, a clean session, quick
+ * reconnects and a fresh client id; `over` changes any of them.
+ */
+export function mqttConnectionOptions(over: Partial<MqttConnectionOptions> = {}): MqttConnectionOptions {
+  return {
+    url: SERVICES.mqtt,
+    clientId: uniqueId("gw-"),
+    keepalive: 30,
+    protocolVersion: 5,
+    clean: true,
+    sessionExpiry: 0,
+    reconnectDelayMs: 50,
+    reconnectMaxDelayMs: 100,
+    ...over,
   };
 }
 
