@@ -176,21 +176,24 @@ export class GatewayProcess {
    * prints where its time went and starts the next (one profile per scenario of a shared gateway).
    */
   async cutProfile(name: string): Promise<void> {
-    if (!this.#profiler || !GatewayProcess.profileDir) return;
-    const shares = await this.#profiler.cut(`${GatewayProcess.profileDir}/${name}.cpuprofile`);
-    console.log(CpuProfiler.describe(name, shares));
+    await this.#writeProfile(name, "cut");
+  }
+
+  /** Writes the profile in progress as `<profileDir>/<name>.cpuprofile` and logs its summary. */
+  async #writeProfile(name: string, then: "cut" | "close"): Promise<void> {
+    const profiler = this.#profiler;
+    if (!profiler || !GatewayProcess.profileDir) return;
+    const path = `${GatewayProcess.profileDir}/${name}.cpuprofile`;
+    const shares = await (then === "cut" ? profiler.cut(path) : profiler.close(path));
+    if (shares) console.log(CpuProfiler.describe(name, shares));
   }
 
   /** SIGTERM (graceful: finishes the batch in hand), then SIGKILL after `graceMs`. */
   stop(graceMs = 15_000): Promise<Deno.CommandStatus> {
     this.#stopped ??= (async () => {
-      if (this.#profiler && GatewayProcess.profileDir) {
-        // The rest of its life (a scenario's own gateway: all of it).
-        const name = `${this.#label}-last`;
-        const shares = await this.#profiler.close(`${GatewayProcess.profileDir}/${name}.cpuprofile`)
-          .catch((error) => void console.error(`profile ${name}: ${error}`));
-        if (shares) console.log(CpuProfiler.describe(name, shares));
-      }
+      // --profile: the rest of its life (a scenario's own gateway: all of it).
+      await this.#writeProfile(`${this.#label}-last`, "close")
+        .catch((error) => console.error(`profile ${this.#label}: ${error}`));
       try {
         this.child.kill("SIGTERM");
       } catch {
